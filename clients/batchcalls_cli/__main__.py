@@ -1,0 +1,2 @@
+def main() -> None:
+    raise SystemExit("the batchcalls CLI is not built yet")

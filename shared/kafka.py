@@ -1,0 +1,87 @@
+"""Kafka factories: the faststream broker for subscribers and an event publisher that batches acks.
+
+Publishing goes through aiokafka's producer directly so that a burst (250,000 contact events from one
+upload) is sent without awaiting each acknowledgement; `publish_many` returns once every message is
+acknowledged by the broker. The producer is idempotent (which forces `acks=all`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faststream.kafka import KafkaBroker
+
+from shared.events import Message, encode
+from shared.settings import InfraSettings
+from shared.telemetry import inject_headers
+from shared.topics import Topic, key_for, topic_for
+
+
+def make_broker(infra: InfraSettings, client_id: str, **options: Any) -> KafkaBroker:
+    """A faststream broker for a service's subscribers (the composition root passes the middlewares)."""
+    return KafkaBroker(infra.kafka_bootstrap, client_id=client_id, **options)
+
+
+class EventPublisher:
+    """Publishes contract messages to their home topic, keyed as `shared.topics` says."""
+
+    def __init__(self, infra: InfraSettings, client_id: str, *, linger_ms: int = 5) -> None:
+        self._prefix = infra.topic_prefix
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=infra.kafka_bootstrap,
+            client_id=client_id,
+            enable_idempotence=True,
+            linger_ms=linger_ms,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=30_000,
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    def topic_name(self, topic: Topic) -> str:
+        return topic.name_with(self._prefix)
+
+    async def publish(self, message: Message, *, topic: Topic | None = None) -> None:
+        await self.publish_many([message], topic=topic)
+
+    async def publish_many(self, messages: Iterable[Message], *, topic: Topic | None = None) -> int:
+        """Send every message, then wait for all acknowledgements; raises if any send failed."""
+        headers = [(k, v.encode()) for k, v in inject_headers().items()]
+        pending: list[asyncio.Future[Any]] = []
+        for message in messages:
+            name = self.topic_name(topic or topic_for(message))
+            pending.append(
+                await self._producer.send(name, encode(message), key=key_for(message), headers=headers)
+            )
+        if pending:
+            await asyncio.gather(*pending)
+        return len(pending)
+
+
+async def ensure_topics(infra: InfraSettings, topics: Sequence[Topic] = tuple(Topic)) -> None:
+    """Create the topics with their partition counts if they do not exist (idempotent)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(
+                t.name_with(infra.topic_prefix),
+                num_partitions=t.partitions,
+                replication_factor=infra.topic_replication,
+            )
+            for t in topics
+            if t.name_with(infra.topic_prefix) not in existing
+        ]
+        if missing:
+            await admin.create_topics(missing)
+    finally:
+        await admin.close()

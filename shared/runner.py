@@ -1,0 +1,30 @@
+"""Runs a service's ASGI app with uvicorn: the one way every `python -m <service>` serves HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import uvicorn
+from fastapi import FastAPI
+
+from shared.settings import ServiceSettings
+
+
+def instance_name(service: str, settings: ServiceSettings) -> str:
+    """A stable, readable client id for Kafka and MongoDB: `<service>-<host>-<pid>` unless configured."""
+    return settings.instance_id or f"{service}-{socket.gethostname()}-{os.getpid()}"
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    # uvicorn installs its SIGTERM handler, which runs the app's lifespan shutdown: that is where each
+    # service drains (the dialer finishes active calls, the dispatcher commits its state).
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=60,
+    )

@@ -1,0 +1,91 @@
+"""Structured JSON logs and OpenTelemetry tracing, set up once per process by a service's bootstrap."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+from shared.settings import InfraSettings
+
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; `extra=` fields become top-level keys, and the active trace id is attached."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self._service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self._service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = format(span.trace_id, "032x")
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(service: str, infra: InfraSettings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if infra.log_format == "json":
+        handler.setFormatter(JsonFormatter(service))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(infra.log_level)
+    for noisy in ("aiokafka", "pymongo", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def configure_tracing(service: str, infra: InfraSettings) -> TracerProvider:
+    provider = TracerProvider(resource=Resource.create({"service.name": f"batchcalls-{service}"}))
+    exporter = _exporter(infra)
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def _exporter(infra: InfraSettings) -> SpanExporter | None:
+    if infra.otel_exporter == "console":
+        return ConsoleSpanExporter()
+    if infra.otel_exporter == "otlp":
+        # Imported lazily: the OTLP exporter is an optional dependency for deployments with a collector.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[import-not-found]
+
+        endpoint = f"{infra.otel_endpoint.rstrip('/')}/v1/traces" if infra.otel_endpoint else None
+        exporter: SpanExporter = OTLPSpanExporter(endpoint=endpoint)
+        return exporter
+    return None
+
+
+def inject_headers() -> dict[str, str]:
+    """W3C trace context of the current span, for Kafka message headers."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def extract_context(headers: Mapping[str, str]) -> Any:
+    return propagate.extract(dict(headers))

@@ -1,0 +1,120 @@
+// Command ferretdb-launcher runs an embedded FerretDB (MongoDB wire protocol) on SQLite
+// for the local stack (stack/stack.sh). It exists because FerretDB's own cmd/ferretdb
+// panics when built with `go install` (generated build/version files are not in the module).
+//
+// Configuration (flags override env):
+//
+//	-port / FERRETDB_PORT        TCP port on 127.0.0.1 (default 27017)
+//	-listen-addr / FERRETDB_LISTEN_ADDR  full host:port (overrides -port)
+//	-data-dir / FERRETDB_DATA_DIR  SQLite directory (default .stack/data/ferretdb)
+//	-log-level / FERRETDB_LOG_LEVEL  debug|info|warn|error (default info)
+//
+// Pushdown note (v1.24.2): the embeddable ferretdb.Config has only Listener, Logger, Handler,
+// PostgreSQLURL and SQLiteURL. There is no sort-pushdown option in this version; the only
+// pushdown knobs (DisablePushdown, EnableNestedPushdown) are internal test options that the
+// embeddable package hard-wires to their defaults (filter pushdown on, nested off).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func main() {
+	defPort, err := strconv.Atoi(envOr("FERRETDB_PORT", "27017"))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ferretdb-launcher: invalid FERRETDB_PORT: %v\n", err)
+		os.Exit(2)
+	}
+
+	port := flag.Int("port", defPort, "TCP port to listen on (127.0.0.1)")
+	listenAddr := flag.String("listen-addr", os.Getenv("FERRETDB_LISTEN_ADDR"), "listen host:port (overrides -port)")
+	dataDir := flag.String("data-dir", envOr("FERRETDB_DATA_DIR", ".stack/data/ferretdb"), "SQLite data directory")
+	logLevel := flag.String("log-level", envOr("FERRETDB_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	flag.Parse()
+
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "ferretdb-launcher: invalid log level %q: %v\n", *logLevel, err)
+		os.Exit(2)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	slog.SetDefault(logger)
+
+	addr := *listenAddr
+	if addr == "" {
+		addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(*port))
+	}
+
+	dir, err := filepath.Abs(*dataDir)
+	if err != nil {
+		logger.Error("cannot resolve data dir", "dir", *dataDir, "err", err)
+		os.Exit(1)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		logger.Error("cannot create data dir", "dir", dir, "err", err)
+		os.Exit(1)
+	}
+
+	cfg := ferretdb.Config{
+		Listener: ferretdb.ListenerConfig{TCP: addr},
+		Logger:   logger,
+		Handler:  "sqlite",
+		// SQLite URI must name a directory and end with a slash.
+		SQLiteURL: "file:" + dir + "/",
+	}
+
+	f, err := ferretdb.New(&cfg)
+	if err != nil {
+		logger.Error("cannot construct FerretDB", "err", err)
+		os.Exit(1)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	logger.Info("ferretdb-launcher starting", "listen", addr, "sqlite", cfg.SQLiteURL, "pid", os.Getpid())
+
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+
+	select {
+	case err = <-done:
+		// Run returned before a signal: e.g. the listener failed (port in use).
+		if err == nil && ctx.Err() == nil {
+			err = errors.New("FerretDB stopped unexpectedly (listener failed? see log above)")
+		}
+	case <-ctx.Done():
+		logger.Info("signal received, shutting down")
+		select {
+		case err = <-done:
+		case <-time.After(15 * time.Second):
+			err = errors.New("shutdown timed out")
+		}
+	}
+
+	if err != nil {
+		logger.Error("ferretdb-launcher exiting", "err", err)
+		os.Exit(1)
+	}
+	logger.Info("ferretdb-launcher stopped")
+}
