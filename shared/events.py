@@ -1,8 +1,8 @@
 """Event and command contracts carried on Kafka.
 
 Every message is one pydantic model with a common envelope (`event_id`, `schema_version`, timezone-aware
-`occurred_at`, `workspace_id`, `correlation_id`) and a `type` discriminator. Events are named in the past tense,
-commands in the imperative. `decode()` turns any message body back into its model.
+`occurred_at`, `workspace_id`, `correlation_id`) and a `type` discriminator. Events are named in the past
+tense, commands in the imperative. `decode()` turns any message body back into its model.
 
 A change here changes the wire format: the golden files in `tests/unit/contracts/golden/` make it visible.
 """
@@ -10,14 +10,14 @@ A change here changes the wire format: the golden files in `tests/unit/contracts
 from __future__ import annotations
 
 from datetime import time
-from typing import Annotated, Literal, Union, get_args
+from typing import Annotated, Literal, get_args
 from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from shared.outcomes import Outcome, SkipReason
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 
 class Message(BaseModel):
@@ -54,7 +54,9 @@ class RetryPolicySpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_attempts: int | None = Field(default=None, ge=1, le=20)
-    gaps_seconds: tuple[int, ...] | None = Field(default=None, description="Waits between attempts, a ladder.")
+    gaps_seconds: tuple[int, ...] | None = Field(
+        default=None, description="Waits between attempts, a ladder."
+    )
     retry_voicemail: bool = False
 
 
@@ -267,28 +269,28 @@ class BatchCompleted(Message):
 
 
 AnyMessage = Annotated[
-    Union[
-        BatchAccepted,
-        BatchIngested,
-        CancelBatch,
-        PauseBatch,
-        ResumeBatch,
-        ContactAccepted,
-        ContactSkipped,
-        CallRequested,
-        CallStarted,
-        CallRinging,
-        CallAnswered,
-        CallEnded,
-        RetryScheduled,
-        ContactFinished,
-        ContactCancelled,
-        BatchStarted,
-        BatchPaused,
-        BatchResumed,
-        BatchCancelled,
-        BatchCompleted,
-    ],
+    (
+        BatchAccepted
+        | BatchIngested
+        | CancelBatch
+        | PauseBatch
+        | ResumeBatch
+        | ContactAccepted
+        | ContactSkipped
+        | CallRequested
+        | CallStarted
+        | CallRinging
+        | CallAnswered
+        | CallEnded
+        | RetryScheduled
+        | ContactFinished
+        | ContactCancelled
+        | BatchStarted
+        | BatchPaused
+        | BatchResumed
+        | BatchCancelled
+        | BatchCompleted
+    ),
     Field(discriminator="type"),
 ]
 

@@ -21,7 +21,9 @@ class InfraSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     otel_exporter: Literal["none", "console", "otlp"] = "none"
-    otel_endpoint: str | None = Field(default=None, description="OTLP/HTTP endpoint, e.g. http://collector:4318")
+    otel_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP endpoint, e.g. http://collector:4318"
+    )
 
 
 class ServiceSettings(BaseSettings):

@@ -20,7 +20,7 @@ _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"mess
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line; `extra=` fields become top-level keys, and the active trace id is attached."""
+    """One JSON object per line; `extra=` fields become top-level keys; the active trace id is attached."""
 
     def __init__(self, service: str) -> None:
         super().__init__()

@@ -189,6 +189,6 @@ class DoNotCallList:
         return await self._db[DNC_ENTRIES].find_one({"_id": dnc_id(workspace_id, phone_number)}) is not None
 
     async def numbers(self, workspace_id: str) -> set[str]:
-        """Every listed number of the workspace (an equality query FerretDB pushes down), for upload checks."""
+        """Every listed number of the workspace (an equality query FerretDB pushes down)."""
         cursor = self._db[DNC_ENTRIES].find({"workspace_id": workspace_id}, {"phone_number": 1})
         return {str(doc["phone_number"]) async for doc in cursor}

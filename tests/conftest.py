@@ -1,4 +1,4 @@
-"""Test-wide rules. A skipped test is a failure here: a part that is missing must be installed, not skipped."""
+"""Test-wide rules. A skipped test is a failure: a missing part must be installed, not skipped."""
 
 from __future__ import annotations
 
