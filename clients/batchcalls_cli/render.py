@@ -1,0 +1,283 @@
+"""How the CLI shows the API's answers to a person: Rich tables and panels. (`--json` bypasses all of it.)"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from batchcalls_cli.progress import BatchProgress
+
+STATE_STYLES = {
+    "waiting": "blue",
+    "active": "yellow",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "bright_black",
+    "queued": "blue",
+    "processing": "yellow",
+    "paused": "magenta",
+}
+
+
+def section(body: dict[str, Any], key: str) -> dict[str, Any]:
+    """`body[key]` when it is an object, else `body` itself (the API nests some answers, flattens others)."""
+    nested = body.get(key)
+    return nested if isinstance(nested, dict) else body
+
+
+def styled_state(state: Any) -> Text:
+    text = str(state or "-")
+    return Text(text, style=STATE_STYLES.get(text, ""))
+
+
+def when(value: Any) -> str:
+    """Epoch milliseconds (the reference's timestamps) or an ISO string → local readable time."""
+    if value in (None, "", 0):
+        return "-"
+    try:
+        if isinstance(value, int | float):
+            moment = datetime.fromtimestamp(value / 1000, tz=UTC)
+        else:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        return str(value)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def seconds(value: Any) -> str:
+    if value in (None, ""):
+        return "-"
+    try:
+        return f"{float(value):.1f}s"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def counts_table(progress: BatchProgress) -> Table:
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    table.add_column("state")
+    table.add_column("calls", justify="right")
+    table.add_column("share", justify="right")
+    for state in ("waiting", "active", "completed", "failed", "cancelled"):
+        count = progress.count(state)
+        share = f"{100 * count / progress.total:.0f}%" if progress.total else "-"
+        table.add_row(styled_state(state), str(count), share)
+    table.add_row(Text("total", style="bold"), str(progress.total), "")
+    return table
+
+
+def batch_panel(body: dict[str, Any]) -> RenderableType:
+    """The batch status (`GET /v1/batch-calls/{id}`, nested or flat) as a panel with recent calls."""
+    progress = BatchProgress.from_body(body) or BatchProgress(batch_id="?", status="?", total=0)
+    details = section(body, "progress")
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row("batch", str(body.get("id") or body.get("batchId") or progress.batch_id))
+    facts.add_row("status", styled_state(progress.status))
+    facts.add_row("complete", "yes" if progress.finished else "no")
+    facts.add_row("started", when(details.get("startTime")))
+    facts.add_row("last call done", when(details.get("lastCompletedTime")))
+    facts.add_row("finished", when(details.get("completedTime")))
+    facts.add_row("avg call", seconds(details.get("averageCallDuration")))
+    parts: list[RenderableType] = [facts, Text(""), counts_table(progress)]
+    recent = details.get("recent_calls") or []
+    if recent:
+        table = Table(title="recent calls", title_justify="left", header_style="bold")
+        for column in ("jobId", "status", "phone", "when", "duration / error"):
+            table.add_column(column)
+        for call in recent[:10]:
+            outcome = seconds(call.get("duration")) if call.get("duration") is not None else ""
+            table.add_row(
+                str(call.get("jobId", "")),
+                styled_state(call.get("status")),
+                str(call.get("phone_number", "")),
+                when(call.get("completedAt") or call.get("failedAt")),
+                outcome or str(call.get("error") or ""),
+            )
+        parts += [Text(""), table]
+    return Panel(Group(*parts), title="batch status", title_align="left", expand=False)
+
+
+def calls_table(body: dict[str, Any]) -> RenderableType:
+    """A page of `GET .../calls` with its pagination and summary."""
+    table = Table(header_style="bold")
+    for column in ("jobId", "status", "phone", "started", "duration", "attempts", "error"):
+        table.add_column(column)
+    for call in body.get("calls", []):
+        attempts = call.get("attempts")
+        if isinstance(attempts, list):
+            attempts = len(attempts)
+        table.add_row(
+            str(call.get("jobId", "")),
+            styled_state(call.get("status")),
+            str(call.get("phone_number", "")),
+            when(call.get("startTime")),
+            seconds(call.get("duration")),
+            str(attempts if attempts is not None else call.get("attemptCount", "-")),
+            str(call.get("error") or ""),
+        )
+    page = body.get("pagination", {})
+    summary = body.get("summary", {})
+    footer = Text(
+        f"page {page.get('page', 1)} of {page.get('totalPages', 1)} · {page.get('total', 0)} calls"
+        + (" · next: --page " + str(int(page.get("page", 1)) + 1) if page.get("hasNext") else ""),
+        style="dim",
+    )
+    summary_line = Text("  ".join(f"{k}={v}" for k, v in summary.items()), style="dim")
+    return Group(table, footer, summary_line)
+
+
+def call_panel(body: dict[str, Any]) -> RenderableType:
+    """One call with its attempt history (`GET .../calls/{jobId}`)."""
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    for key in ("jobId", "status", "phone_number", "error", "duration"):
+        if key in body:
+            value = body[key]
+            facts.add_row(key, styled_state(value) if key == "status" else str(value))
+    for key in ("startTime", "endTime"):
+        if key in body:
+            facts.add_row(key, when(body[key]))
+    parts: list[RenderableType] = [facts]
+    metadata = body.get("metadata") or {}
+    if metadata:
+        meta = Table(title="row", title_justify="left", header_style="bold")
+        meta.add_column("column")
+        meta.add_column("value")
+        for key, value in metadata.items():
+            meta.add_row(str(key), str(value))
+        parts += [Text(""), meta]
+    attempts = body.get("attempts") or []
+    if attempts:
+        table = Table(title="attempts", title_justify="left", header_style="bold")
+        for column in (
+            "#",
+            "attempt id",
+            "outcome",
+            "started",
+            "ended",
+            "duration",
+            "billable",
+            "provider code",
+        ):
+            table.add_column(column)
+        for attempt in attempts:
+            table.add_row(
+                str(attempt.get("attemptNumber", attempt.get("attempt_number", ""))),
+                str(attempt.get("attemptId", attempt.get("attempt_id", ""))),
+                styled_state(attempt.get("outcome") or attempt.get("status")),
+                when(attempt.get("startedAt") or attempt.get("startTime")),
+                when(attempt.get("endedAt") or attempt.get("endTime")),
+                seconds(attempt.get("duration") if "duration" in attempt else attempt.get("durationSeconds")),
+                str(attempt.get("billable", "")),
+                str(attempt.get("providerCode") or attempt.get("provider_code") or ""),
+            )
+        parts += [Text(""), table]
+    return Panel(Group(*parts), title="call", title_align="left", expand=False)
+
+
+def _first(body: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if key in body and body[key] is not None:
+            return body[key]
+    return None
+
+
+def validation_report(body: dict[str, Any]) -> RenderableType:
+    """`POST .../validate`: totals, errors by line, uncovered agent variables, and a preview."""
+    summary = section(body, "summary")
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column(justify="right")
+    for label, keys in (
+        ("rows", ("totalRows", "total_rows", "total", "totalCalls")),
+        ("valid", ("valid", "validRows", "valid_rows")),
+        ("invalid numbers", ("invalid", "invalidRows", "invalid_rows", "invalidNumbers")),
+        ("duplicates", ("duplicates", "duplicate", "duplicateRows")),
+        ("do-not-call", ("doNotCall", "do_not_call", "dnc")),
+    ):
+        value = _first(summary, *keys)
+        if value is not None:
+            facts.add_row(label, str(value))
+    parts: list[RenderableType] = [facts]
+    errors = body.get("errors") or []
+    if errors:
+        table = Table(title="errors by line", title_justify="left", header_style="bold")
+        for column in ("line", "column", "code", "message"):
+            table.add_column(column)
+        for error in errors:
+            table.add_row(
+                str(_first(error, "line", "lineNumber") or "-"),
+                str(_first(error, "column", "field") or ""),
+                Text(str(_first(error, "code", "error") or ""), style="red"),
+                str(error.get("message", "")),
+            )
+        parts += [Text(""), table]
+    nested_variables = body.get("variables")
+    variables: dict[str, Any] = nested_variables if isinstance(nested_variables, dict) else {}
+    covered = _first(body, "coveredVariables", "variablesCovered") or variables.get("covered")
+    missing = _first(body, "missingVariables", "variablesMissing") or variables.get("missing")
+    if covered:
+        parts.append(Text(f"agent variables covered: {', '.join(map(str, covered))}", style="green"))
+    if missing:
+        parts.append(Text(f"agent variables with no column: {', '.join(map(str, missing))}", style="yellow"))
+    for warning in body.get("warnings") or []:
+        message = warning.get("message") if isinstance(warning, dict) else warning
+        parts.append(Text(f"warning: {message}", style="yellow"))
+    preview = body.get("preview") or []
+    if preview and isinstance(preview[0], dict):
+        table = Table(title="preview (normalised)", title_justify="left", header_style="bold")
+        columns = list(preview[0].keys())[:8]
+        for column in columns:
+            table.add_column(str(column))
+        for row in preview[:5]:
+            table.add_row(*(str(row.get(column, "")) for column in columns))
+        parts += [Text(""), table]
+    return Group(*parts)
+
+
+def agents_table(agents: list[dict[str, Any]]) -> Table:
+    table = Table(header_style="bold")
+    for column in ("id", "name", "variables", "caller id"):
+        table.add_column(column)
+    for agent in agents:
+        table.add_row(
+            str(_first(agent, "agentId", "id") or ""),
+            str(agent.get("name", "")),
+            ", ".join(map(str, agent.get("variables") or [])),
+            str(_first(agent, "callerId", "caller_id") or ""),
+        )
+    return table
+
+
+def dnc_table(entries: list[dict[str, Any]]) -> Table:
+    table = Table(header_style="bold")
+    for column in ("phone number", "source", "note", "added"):
+        table.add_column(column)
+    for entry in entries:
+        table.add_row(
+            str(_first(entry, "phoneNumber", "phone_number") or ""),
+            str(entry.get("source", "")),
+            str(entry.get("note", "")),
+            when(_first(entry, "createdAt", "created_at")),
+        )
+    return table
+
+
+def print_kv(console: Console, body: dict[str, Any]) -> None:
+    """A flat answer (start, cancel, pause) as aligned key/value lines."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for key, value in body.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        grid.add_row(str(key), styled_state(value) if key == "status" else str(value))
+    console.print(grid)
