@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
+import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from batchcalls_cli.client import ApiFailure, BatchCallsClient, Connection, Unreachable
@@ -56,6 +57,13 @@ app.add_typer(agents_app, name="agents")
 app.add_typer(dnc_app, name="dnc")
 
 
+@dataclass(frozen=True)
+class Overrides:
+    """What a caller of `run()` (the tests) substitutes: the HTTP transport."""
+
+    transport: httpx.BaseTransport | None = None
+
+
 @dataclass
 class Session:
     """What every command needs: where the API is, who calls, how to print."""
@@ -64,9 +72,10 @@ class Session:
     json_output: bool
     console: Console
     errors: Console
+    transport: httpx.BaseTransport | None = None
 
     def client(self) -> BatchCallsClient:
-        return BatchCallsClient(self.connection)
+        return BatchCallsClient(self.connection, self.transport)
 
     def emit(self, body: Any) -> None:
         """Print a JSON answer for scripts (compact on a pipe, indented on a terminal)."""
@@ -106,11 +115,13 @@ def configure(
 
     Exit codes: run `batchcalls exit-codes`.
     """
+    overrides = ctx.obj if isinstance(ctx.obj, Overrides) else Overrides()
     ctx.obj = Session(
         connection=Connection(url, api_key, workspace, timeout),
         json_output=json_output,
         console=Console(),
         errors=Console(stderr=True),
+        transport=overrides.transport,
     )
 
 
@@ -118,7 +129,7 @@ def _fail(session: Session, code: ExitCode, message: str) -> typer.Exit:
     if session.json_output:
         sys.stderr.write(json.dumps({"error": code.name.lower(), "message": message}) + "\n")
     else:
-        session.errors.print(f"[bold red]error:[/] {message}")
+        session.errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(int(code))
 
 
@@ -313,7 +324,11 @@ def _follow(
         for progress in follower:
             last = progress
         return last
-    final = follow_with_bars(session.console, follower)
+    try:
+        final = follow_with_bars(session.console, follower)
+    except KeyboardInterrupt:
+        session.errors.print(f"stopped watching; {batch_id} keeps running (`batchcalls watch {batch_id}`)")
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     if final is not None:
         summary = (
             f"{final.batch_id} {final.status}: {final.completed} completed, {final.failed} failed, "
@@ -581,7 +596,7 @@ def _hint(failure: ApiFailure) -> str:
     return ""
 
 
-def run(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None, transport: httpx.BaseTransport | None = None) -> int:
     """Runs one command and returns its exit code; API and connection errors become one readable line."""
     command = typer.main.get_command(app)
     wants_json = "--json" in (argv if argv is not None else sys.argv[1:])
@@ -594,24 +609,20 @@ def run(argv: list[str] | None = None) -> int:
                 body["status"] = status
             sys.stderr.write(json.dumps(body) + "\n")
         else:
-            errors.print(f"[bold red]error:[/] {message}", highlight=False)
+            errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
         return int(code)
 
     try:
-        result = command.main(args=argv, prog_name="batchcalls", standalone_mode=False)
+        # Standalone mode: usage errors print their help line and exit 2, typer.Exit carries our codes.
+        command.main(args=argv, prog_name="batchcalls", standalone_mode=True, obj=Overrides(transport))
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except ApiFailure as failure:
         code = exit_code_for_status(failure.status)
         text = f"{failure.message} [{failure.error}, HTTP {failure.status}]{_hint(failure)}"
         return report(code, failure.error, text, failure.status)
     except Unreachable as exc:
         return report(ExitCode.UNREACHABLE, "unreachable", f"{exc} (is the stack up? `make up`)")
-    except click.exceptions.Abort:
-        return report(ExitCode.INTERRUPTED, "interrupted", "interrupted")
-    except KeyboardInterrupt:
-        return report(ExitCode.INTERRUPTED, "interrupted", "interrupted; a started batch keeps running")
-    except click.ClickException as exc:
-        exc.show()
-        return int(ExitCode.USAGE) if exc.exit_code == 2 else exc.exit_code
     except OSError as exc:
         return report(ExitCode.USAGE, "io_error", str(exc))
-    return int(result) if isinstance(result, int) else 0
+    return 0
