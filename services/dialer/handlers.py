@@ -1,0 +1,202 @@
+"""The dialer's use case: claim each requested attempt, dial it once, and report how it went.
+
+Claim before dial: the attempt id is inserted into the store first, and only the request that inserted it
+is dialed, so a redelivered, duplicated or raced request is never dialed twice (DESIGN.md invariant 2).
+A claim whose outcome is known re-emits the stored end event (same event id); a claim without one is left
+alone (its dialer is still on the call, or died: the dispatcher's lease expiry retries it as a new attempt).
+The outcome is stored on the claim before the end event is published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from dialer.domain.call import AnsweredBy, CallResult, OutboundCall, aborted
+from dialer.domain.call_events import call_answered, call_ended, call_ringing, call_started
+from dialer.domain.prompt import render_prompt
+from dialer.ports import AttemptStore, CallEventSink, CallMetrics, ClaimStatus, TelephonyProvider
+from shared.events import CallEnded, CallRequested
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+TokenFactory = Callable[[], str]
+
+GUARD_SECONDS = 30.0
+"""Slack past ring timeout plus maximum duration before the dialer ends a call the provider did not end."""
+
+
+@dataclass(frozen=True, slots=True)
+class DialPolicy:
+    ring_timeout_seconds: float = 30.0
+    outcome_write_attempts: int = 5
+    """Tries to store an outcome before giving up (the lease expiry then retries the contact)."""
+
+
+async def _done() -> None:
+    return None
+
+
+@dataclass(slots=True)
+class _Progress:
+    """Turns a provider's progress reports into call events, in order."""
+
+    request: CallRequested
+    events: CallEventSink
+    clock: Clock
+    acks: list[Awaitable[None]] = field(default_factory=list)
+    def ringing(self) -> None:
+        self.acks.append(self.events.emit(call_ringing(self.request, self.clock())))
+
+    def answered(self, answered_by: AnsweredBy) -> None:
+        self.acks.append(self.events.emit(call_answered(self.request, self.clock(), answered_by)))
+
+
+class Dialer:
+    """Handles call requests: many at once, each attempt dialed at most once."""
+
+    def __init__(
+        self,
+        *,
+        store: AttemptStore,
+        events: CallEventSink,
+        provider: TelephonyProvider,
+        metrics: CallMetrics,
+        clock: Clock,
+        new_token: TokenFactory,
+        policy: DialPolicy = DialPolicy(),
+    ) -> None:
+        self._store = store
+        self._events = events
+        self._provider = provider
+        self._metrics = metrics
+        self._clock = clock
+        self._new_token = new_token
+        self._policy = policy
+        self._calls: dict[str, asyncio.Task[None]] = {}
+        self._aborting: set[str] = set()
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._calls)
+
+    async def handle(self, requests: Sequence[CallRequested]) -> list[Awaitable[None]]:
+        """Claim `requests` in one go; one awaitable per request, done once its handling is durable.
+
+        Raises if the store cannot be reached (nothing was dialed; the caller retries the same requests).
+        """
+        first: dict[str, CallRequested] = {}
+        for request in requests:
+            first.setdefault(request.attempt_id, request)
+        unique = list(first.values())
+        token = self._new_token()
+        claims = {claim.attempt_id: claim for claim in await self._store.claim(unique, token=token, at=self._clock())}
+        handled: dict[str, Awaitable[None]] = {}
+        for request in unique:
+            claim = claims[request.attempt_id]
+            self._metrics.claimed(claim.status)
+            if claim.status is ClaimStatus.CLAIMED:
+                handled[request.attempt_id] = self._start(request, token)
+            elif claim.status is ClaimStatus.ENDED and claim.ended is not None:
+                log.info("re-emitting the stored end of a finished attempt", extra={"attempt": request.attempt_id})
+                handled[request.attempt_id] = self._events.emit(claim.ended)
+            else:
+                log.info("attempt already claimed and not finished: not dialing", extra={"attempt": request.attempt_id})
+                handled[request.attempt_id] = _done()
+        # A duplicate inside this batch is settled by the first copy's handling.
+        results: list[Awaitable[None]] = []
+        seen: set[str] = set()
+        for request in requests:
+            results.append(handled[request.attempt_id] if request.attempt_id not in seen else _done())
+            seen.add(request.attempt_id)
+        return results
+
+    def _start(self, request: CallRequested, token: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._dial(request, token), name=f"call {request.attempt_id}")
+        self._calls[request.attempt_id] = task
+        self._metrics.active(1)
+        task.add_done_callback(lambda _: self._finished(request.attempt_id))
+        return task
+
+    def _finished(self, attempt_id: str) -> None:
+        self._calls.pop(attempt_id, None)
+        self._aborting.discard(attempt_id)
+        self._metrics.active(-1)
+
+    async def _dial(self, request: CallRequested, token: str) -> None:
+        started_at = self._clock()
+        progress = _Progress(request, self._events, self._clock)
+        progress.acks.append(self._events.emit(call_started(request, self._provider.name, started_at)))
+        self._metrics.call_started(request.workspace_id)
+        agent = request.agent
+        call = OutboundCall(
+            attempt_id=request.attempt_id,
+            to=request.phone_number,
+            prompt=render_prompt(
+                agent.prompt_template, request.variables, defaults=agent.defaults, missing=agent.missing_variable
+            ),
+            variables=dict(request.variables),
+            agent_id=agent.agent_id,
+            caller_id=agent.caller_id,
+            max_call_seconds=float(agent.max_call_seconds),
+            ring_timeout_seconds=self._policy.ring_timeout_seconds,
+        )
+        result = await self._place(call, progress)
+        ended = call_ended(request, result, provider=self._provider.name, started_at=started_at, now=self._clock())
+        await self._record(ended, token)
+        self._metrics.call_ended(ended.outcome, ended.duration_seconds)
+        progress.acks.append(self._events.emit(ended))
+        await asyncio.gather(*progress.acks)
+
+    async def _place(self, call: OutboundCall, progress: _Progress) -> CallResult:
+        guard = call.ring_timeout_seconds + call.max_call_seconds + GUARD_SECONDS
+        try:
+            async with asyncio.timeout(guard):
+                return await self._provider.place_call(call, progress)
+        except TimeoutError:
+            log.error("provider did not end a call within its limits", extra={"attempt": call.attempt_id})
+            return aborted("the provider did not end the call within its limits", ended_at=self._clock())
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if call.attempt_id not in self._aborting or task is None:
+                raise
+            # Our own drain cancelled the call (the provider hung up): report it and carry on.
+            task.uncancel()
+            return aborted("dialer shut down before the call ended", ended_at=self._clock())
+        except Exception as exc:
+            log.exception("provider failed", extra={"attempt": call.attempt_id})
+            return aborted(f"provider error: {type(exc).__name__}: {exc}", ended_at=self._clock())
+
+    async def _record(self, ended: CallEnded, token: str) -> None:
+        for attempt in range(1, self._policy.outcome_write_attempts + 1):
+            try:
+                await self._store.record_outcome(ended, token=token)
+                return
+            except Exception:
+                if attempt == self._policy.outcome_write_attempts:
+                    raise
+                log.warning("storing an outcome failed; retrying", extra={"attempt": ended.attempt_id})
+                await asyncio.sleep(0.2 * 2**attempt)
+
+    async def drain(self, timeout_seconds: float) -> int:
+        """Let active calls finish for up to `timeout_seconds`, then end the rest as system errors.
+
+        Returns how many calls were cut. Their outcomes are stored and published like any other.
+        """
+        pending = set(self._calls.values())
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=timeout_seconds)
+        else:
+            still = set()
+        cut = [attempt for attempt, task in self._calls.items() if task in still]
+        for attempt in cut:
+            self._aborting.add(attempt)
+            self._calls[attempt].cancel()
+        if still:
+            await asyncio.wait(still)
+        return len(cut)
+
