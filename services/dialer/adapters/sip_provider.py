@@ -72,6 +72,7 @@ class _PjThread:
         self._account: Any = None
         self._ep: Any = None
         self._next_id = 0
+        self._log_writer: Any = None
 
     def start(self) -> ThreadFuture[str]:
         self._thread.start()
@@ -129,6 +130,9 @@ class _PjThread:
         cfg.uaConfig.userAgent = "batchcalls-dialer"
         cfg.logConfig.level = opts.log_level
         cfg.logConfig.consoleLevel = opts.log_level
+        self._log_writer = _log_writer(pj)
+        cfg.logConfig.writer = self._log_writer
+        cfg.logConfig.decor = 0
         cfg.medConfig.noVad = True
         ep.libInit(cfg)
         transport = pj.TransportConfig()
@@ -221,6 +225,17 @@ class _PjThread:
                 log.debug("hangup on a call that is already ending", exc_info=True)
 
         self.submit(command)
+
+
+def _log_writer(pj: Any) -> Any:
+    """Routes PJSIP's own log lines into Python logging (logger `pjsua2`) instead of stdout."""
+    pj_log = logging.getLogger("pjsua2")
+
+    class _Writer(pj.LogWriter):  # type: ignore[misc]
+        def write(self, entry: Any) -> None:
+            pj_log.debug(str(entry.msg).rstrip())
+
+    return _Writer()
 
 
 def _state_names() -> dict[int, str]:
