@@ -1,0 +1,1 @@
+"""How the outside reaches ingest: the FastAPI app, the streaming upload reader and the admin command."""

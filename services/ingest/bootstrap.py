@@ -1,0 +1,129 @@
+"""The composition root: the only place that builds concrete adapters and wires them into the use cases."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from ingest.adapters.dnc_pages import DncPages
+from ingest.adapters.kafka_events import KafkaEventSink
+from ingest.adapters.mongo_stores import (
+    MongoAgentStore,
+    MongoBatchStore,
+    MongoCursorStore,
+    MongoIdempotencyStore,
+    MongoUploadStore,
+    StatusReadModel,
+    ensure_indexes,
+)
+from ingest.adapters.record_reader import ThreadedRecordReader
+from ingest.adapters.validation_pool import InlineValidator, ProcessPoolValidator
+from ingest.config import Settings
+from ingest.handlers import IngestDeps
+from ingest.ingestion import IngestionRunner
+from shared.api_auth import RequestLimiter
+from shared.kafka import ensure_topics
+from shared.mongo import Document, database, make_client, ping
+from shared.runner import instance_name
+from shared.telemetry import configure_logging, configure_tracing
+from shared.workspaces import DoNotCallList, WorkspaceDirectory
+
+log = logging.getLogger(__name__)
+SERVICE = "ingest"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    """Everything the app serves with; `start` connects, `stop` drains and disconnects."""
+
+    settings: Settings
+    client: AsyncMongoClient[Document]
+    db: AsyncDatabase[Document]
+    sink: KafkaEventSink
+    validator: ProcessPoolValidator | InlineValidator
+    deps: IngestDeps
+    runner: IngestionRunner
+    agents: MongoAgentStore
+    idempotency: MongoIdempotencyStore
+    directory: WorkspaceDirectory
+    dnc: DoNotCallList
+    dnc_pages: DncPages
+    limiter: RequestLimiter = field(default_factory=RequestLimiter)
+
+    async def start(self) -> None:
+        await ensure_topics(self.settings.infra)
+        await ensure_indexes(self.db)
+        await self.sink.start()
+        self.runner.start()
+
+    async def stop(self) -> None:
+        await self.runner.stop()
+        await self.sink.stop()
+        self.validator.close()
+        await self.client.close()
+
+    async def check_mongo(self) -> None:
+        await ping(self.client)
+
+    async def check_kafka(self) -> None:
+        await self.sink.ping()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    name = instance_name(SERVICE, settings)
+    client = make_client(settings.infra, name)
+    db = database(client, settings.infra)
+    sink = KafkaEventSink(
+        settings.infra, name, linger_ms=settings.kafka_linger_ms, batch_bytes=settings.kafka_batch_bytes
+    )
+    validator: ProcessPoolValidator | InlineValidator = (
+        ProcessPoolValidator(settings.validation_workers)
+        if settings.validation_workers
+        else InlineValidator()
+    )
+    dnc = DoNotCallList(db)
+    deps = IngestDeps(
+        events=sink,
+        validator=validator,
+        uploads=MongoUploadStore(db),
+        reader=ThreadedRecordReader(),
+        batches=MongoBatchStore(db),
+        cursors=MongoCursorStore(db),
+        do_not_call=dnc,
+        progress=StatusReadModel(db),
+        clock=utc_now,
+        rows_per_block=settings.rows_per_block,
+    )
+    runner = IngestionRunner(
+        deps,
+        concurrency=settings.concurrent_ingestions,
+        stale_seconds=settings.resume_stale_seconds,
+        check_seconds=settings.resume_check_seconds,
+    )
+    return Runtime(
+        settings=settings,
+        client=client,
+        db=db,
+        sink=sink,
+        validator=validator,
+        deps=deps,
+        runner=runner,
+        agents=MongoAgentStore(db),
+        idempotency=MongoIdempotencyStore(db),
+        directory=WorkspaceDirectory(db),
+        dnc=dnc,
+        dnc_pages=DncPages(db),
+    )
+
+
+def configure(settings: Settings) -> None:
+    configure_logging(SERVICE, settings.infra)
+    configure_tracing(SERVICE, settings.infra)

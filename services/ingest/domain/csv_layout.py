@@ -1,0 +1,148 @@
+"""Reading an uploaded CSV: UTF-8 decoding as a stream, the header, and the records that follow it."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+PHONE_COLUMN = "phone_number"
+_BOM = b"\xef\xbb\xbf"
+
+
+class UploadRejected(Exception):
+    """A file-level problem: the whole upload is refused (rows with bad numbers never are)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Utf8Stream:
+    """Decodes UTF-8 (with or without a BOM) chunk by chunk, naming the first line that is not UTF-8."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self._lines_before = 0
+        self._head = b""
+        self._started = False
+
+    def decode(self, data: bytes, *, final: bool = False) -> str:
+        if not self._started:
+            # The BOM may arrive split across chunks: hold the first bytes until we can tell.
+            self._head += data
+            if len(self._head) < len(_BOM) and not final:
+                return ""
+            data = self._head[len(_BOM) :] if self._head.startswith(_BOM) else self._head
+            self._started, self._head = True, b""
+        pending = self._decoder.getstate()[0]
+        try:
+            text = self._decoder.decode(data, final)
+        except UnicodeDecodeError as exc:
+            seen = (pending + data)[: exc.start]
+            line = self._lines_before + seen.count(b"\n") + 1
+            raise UploadRejected(
+                "invalid_encoding", f"the file is not UTF-8: line {line} has bytes that are not UTF-8"
+            ) from exc
+        self._lines_before += data.count(b"\n")
+        return text
+
+
+def lines_of(texts: Iterable[str]) -> Iterator[str]:
+    """Re-cut decoded chunks into lines ending in '\\n' (what `csv.reader` needs to see records whole)."""
+    carry = ""
+    for text in texts:
+        if not text:
+            continue
+        parts = (carry + text).split("\n")
+        carry = parts.pop()
+        for part in parts:
+            yield part + "\n"
+    if carry:
+        yield carry
+
+
+@dataclass(frozen=True)
+class Header:
+    """The columns of an upload: where the phone number is, and the name of every other column."""
+
+    columns: tuple[str, ...]
+    phone_index: int
+    variable_columns: tuple[tuple[int, str], ...]
+
+    @property
+    def phone_column(self) -> str:
+        return self.columns[self.phone_index]
+
+    @property
+    def variable_names(self) -> tuple[str, ...]:
+        return tuple(name for _, name in self.variable_columns)
+
+    def variables_of(self, record: list[str]) -> dict[str, str]:
+        size = len(record)
+        return {name: record[i].strip() if i < size else "" for i, name in self.variable_columns}
+
+    def phone_of(self, record: list[str]) -> str:
+        return record[self.phone_index].strip() if self.phone_index < len(record) else ""
+
+
+def parse_header(record: list[str]) -> Header:
+    """`phone_number` is required (trimmed, any case); every other named column is a variable."""
+    columns = tuple(cell.strip() for cell in record)
+    phone_index = next((i for i, c in enumerate(columns) if c.lower() == PHONE_COLUMN), None)
+    if phone_index is None:
+        raise UploadRejected(
+            "missing_phone_column", f"the header has no '{PHONE_COLUMN}' column (found: {', '.join(columns)})"
+        )
+    seen: set[str] = set()
+    variables: list[tuple[int, str]] = []
+    for i, name in enumerate(columns):
+        if i == phone_index or not name:
+            continue  # unnamed columns (a spreadsheet's trailing commas) carry no variable
+        if name in seen or name.lower() == PHONE_COLUMN:
+            raise UploadRejected("duplicate_column", f"the header names the column '{name}' twice")
+        seen.add(name)
+        variables.append((i, name))
+    return Header(columns=columns, phone_index=phone_index, variable_columns=tuple(variables))
+
+
+@dataclass(frozen=True)
+class Record:
+    """One data row: `row_number` is 1-based over non-blank records, `line` the CSV line it ends on."""
+
+    row_number: int
+    line: int
+    cells: list[str]
+
+
+def read_records(texts: Iterable[str]) -> tuple[Header, Iterator[Record]]:
+    """The header and an iterator over the data records. Blank records are not rows."""
+    reader = csv.reader(lines_of(texts))
+    try:
+        first = next(reader, None)
+    except csv.Error as exc:
+        raise UploadRejected("malformed_csv", f"line 1 is not valid CSV: {exc}") from exc
+    if first is None:
+        raise UploadRejected(
+            "empty_file", "the file is empty: a header with a 'phone_number' column is needed"
+        )
+    header = parse_header(first)
+    return header, _records(reader)
+
+
+def _records(reader: Iterator[list[str]]) -> Iterator[Record]:
+    row = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            line = getattr(reader, "line_num", 0)
+            raise UploadRejected("malformed_csv", f"line {line} is not valid CSV: {exc}") from exc
+        if not cells or all(not c.strip() for c in cells):
+            continue
+        row += 1
+        yield Record(row_number=row, line=getattr(reader, "line_num", row + 1), cells=cells)

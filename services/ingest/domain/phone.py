@@ -1,0 +1,57 @@
+"""Normalising a phone number to E.164 with phonenumbers.
+
+Every number is parsed and validated on its own (no result is ever reused for another number); the only
+cache is phonenumbers' own compiled-pattern cache, which keeps its metadata regexes compiled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import re_util
+
+re_util.enable_pattern_cache()
+
+INVALID_MARK = "!"
+"""Results of `normalise_many` that start with this mark are error details, not numbers."""
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """A number in E.164, or why it is not one."""
+
+    e164: str | None
+    problem: str = ""
+
+
+def normalise(raw: str, default_region: str | None) -> Normalised:
+    """E.164 for a valid number; a number without '+' uses `default_region`, else it is invalid."""
+    text = raw.strip()
+    if not text:
+        return Normalised(None, "the phone number is empty")
+    international = text.startswith("+")
+    if not international and not default_region:
+        return Normalised(None, "no '+' country code, and the workspace has no default region")
+    try:
+        parsed = phonenumbers.parse(text, None if international else default_region)
+    except phonenumbers.NumberParseException as exc:
+        return Normalised(None, f"not a phone number: {exc._msg}")
+    if not phonenumbers.is_valid_number(parsed):
+        return Normalised(None, "not a valid number for its country")
+    return Normalised(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+def normalise_many(raws: list[str], default_region: str | None) -> list[str]:
+    """The compact, picklable form a validation worker returns: E.164, or `INVALID_MARK` + the problem."""
+    out: list[str] = []
+    append = out.append
+    for raw in raws:
+        result = normalise(raw, default_region)
+        append(result.e164 if result.e164 is not None else INVALID_MARK + result.problem)
+    return out
+
+
+def is_region(code: str) -> bool:
+    """True for a region phonenumbers knows (ISO 3166 alpha-2, e.g. "US")."""
+    return code.upper() in phonenumbers.SUPPORTED_REGIONS

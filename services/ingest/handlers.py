@@ -1,0 +1,300 @@
+"""The ingest use cases, over ports: accept a batch, publish its contacts (resumably), validate an upload,
+and the batch commands. Plain async functions; `bootstrap` wires the real adapters, tests wire fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ingest.domain.agents import uncovered_variables
+from ingest.domain.batch import BatchRecord, PublishCursor
+from ingest.domain.csv_layout import Header
+from ingest.domain.verdicts import RowJudge
+from ingest.ports import (
+    BatchProgress,
+    BatchStore,
+    ContactRow,
+    CursorStore,
+    DoNotCallNumbers,
+    EventSink,
+    NumberValidator,
+    RecordBlock,
+    RecordReader,
+    UploadStore,
+)
+from shared.events import AgentSnapshot, CancelBatch, PauseBatch, ResumeBatch
+from shared.outcomes import SkipReason
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestDeps:
+    """What the use cases need; built once by `bootstrap`."""
+
+    events: EventSink
+    validator: NumberValidator
+    uploads: UploadStore
+    reader: RecordReader
+    batches: BatchStore
+    cursors: CursorStore
+    do_not_call: DoNotCallNumbers
+    progress: BatchProgress
+    clock: Callable[[], datetime]
+    rows_per_block: int = 5_000
+    blocks_ahead: int = 3
+
+
+class CommandRefused(Exception):
+    """A batch command that the batch's state does not allow (HTTP 409)."""
+
+
+class BatchNotFound(Exception):
+    """No such batch in the caller's workspace (HTTP 404)."""
+
+
+# --- publishing a batch's contacts -------------------------------------------------------------------------
+
+
+async def _judged_blocks(
+    deps: IngestDeps, blocks: AsyncIterator[RecordBlock], default_region: str | None
+) -> AsyncIterator[tuple[RecordBlock, list[str]]]:
+    """Each block with its numbers normalised; up to `blocks_ahead` blocks are in the validators at once."""
+    pending: deque[tuple[RecordBlock, asyncio.Future[list[str]]]] = deque()
+    try:
+        async for block in blocks:
+            phones = [block.header.phone_of(r.cells) for r in block.records]
+            pending.append((block, asyncio.ensure_future(deps.validator.normalise(phones, default_region))))
+            if len(pending) > deps.blocks_ahead:
+                done, future = pending.popleft()
+                yield done, await future
+        while pending:
+            done, future = pending.popleft()
+            yield done, await future
+    finally:
+        for _, future in pending:
+            future.cancel()
+
+
+async def publish_batch(deps: IngestDeps, batch: BatchRecord) -> PublishCursor:
+    """Publish `BatchAccepted`, then one contact event per row in file order, then `BatchIngested`.
+
+    The cursor records the last acknowledged row after each block; a resumed run re-judges the earlier rows
+    (so duplicates are still found) but publishes only the rows after the cursor. Contact ids are
+    deterministic, so a block re-sent after a crash between its acknowledgement and the cursor write is
+    the same contacts again, which consumers ignore."""
+    cursor = await deps.cursors.load(batch.batch_id) or PublishCursor(
+        batch_id=batch.batch_id, workspace_id=batch.workspace_id, updated_at=deps.clock()
+    )
+    if cursor.state != "publishing":
+        return cursor
+    if not cursor.accepted_published:
+        await deps.events.publish([batch.accepted_event(deps.clock())])
+        cursor = cursor.model_copy(update={"accepted_published": True, "updated_at": deps.clock()})
+        await deps.cursors.save(cursor)
+    judge = RowJudge(await deps.do_not_call.numbers(batch.workspace_id))
+    rows_seen = 0
+    chunks = deps.uploads.chunks(batch.batch_id, batch.upload_chunks)
+    async for block, normalised in _judged_blocks(
+        deps, deps.reader.blocks(chunks, deps.rows_per_block), batch.default_region
+    ):
+        header = block.header
+        fresh: list[ContactRow] = []
+        for record, result in zip(block.records, normalised, strict=True):
+            verdict = judge.judge(record.row_number, header.phone_of(record.cells), result)
+            if record.row_number > cursor.rows_done:
+                fresh.append(ContactRow(verdict, header.variables_of(record.cells)))
+        rows_seen = block.records[-1].row_number
+        if fresh:
+            await deps.events.publish_contacts(batch, fresh, deps.clock())
+            cursor = cursor.model_copy(
+                update={
+                    "rows_done": rows_seen,
+                    "accepted": judge.accepted,
+                    "skipped": judge.skipped_total,
+                    "updated_at": deps.clock(),
+                }
+            )
+            await deps.cursors.save(cursor)
+    if rows_seen != batch.total_rows:
+        log.error(
+            "row count changed between upload and publishing",
+            extra={"batch_id": batch.batch_id, "counted": batch.total_rows, "published": rows_seen},
+        )
+    cursor = cursor.model_copy(
+        update={
+            "rows_done": rows_seen,
+            "accepted": judge.accepted,
+            "skipped": judge.skipped_total,
+            "updated_at": deps.clock(),
+        }
+    )
+    await deps.events.publish([cursor.ingested_event(deps.clock(), rows_seen)])
+    cursor = cursor.model_copy(update={"state": "ingested", "updated_at": deps.clock()})
+    await deps.cursors.save(cursor)
+    return cursor
+
+
+async def stale_batches(deps: IngestDeps, stale_after_seconds: float) -> list[BatchRecord]:
+    """Accepted batches whose publishing stopped (a crash, a restart) and has not moved for a while."""
+    now = deps.clock()
+    found: list[BatchRecord] = []
+    for cursor in await deps.cursors.unfinished():
+        if cursor.state == "publishing" and (now - cursor.updated_at).total_seconds() >= stale_after_seconds:
+            batch = await deps.batches.get_any(cursor.batch_id)
+            if batch is not None:
+                found.append(batch)
+    return found
+
+
+# --- validation without creating anything ------------------------------------------------------------------
+
+
+@dataclass
+class RowProblem:
+    row: int
+    line: int
+    column: str
+    code: str
+    message: str
+    value: str
+
+
+@dataclass
+class ValidationReport:
+    header: Header | None = None
+    total_rows: int = 0
+    valid_rows: int = 0
+    counts: dict[SkipReason, int] = field(default_factory=dict)
+    errors: list[RowProblem] = field(default_factory=list)
+    preview: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+async def validate_upload(
+    deps: IngestDeps,
+    chunks: AsyncIterator[bytes],
+    *,
+    workspace_id: str,
+    default_region: str | None,
+    agent: AgentSnapshot | None,
+    max_records: int,
+    max_errors: int = 20,
+    preview_rows: int = 10,
+) -> ValidationReport:
+    """Judge every row exactly as publishing would, and report instead of publishing."""
+    report = ValidationReport()
+    judge = RowJudge(await deps.do_not_call.numbers(workspace_id))
+    async for block, normalised in _judged_blocks(
+        deps, deps.reader.blocks(chunks, deps.rows_per_block), default_region
+    ):
+        header = report.header = block.header
+        for record, result in zip(block.records, normalised, strict=True):
+            raw = header.phone_of(record.cells)
+            verdict = judge.judge(record.row_number, raw, result)
+            report.total_rows = record.row_number
+            if verdict.skip is None:
+                if len(report.preview) < preview_rows:
+                    report.preview.append(
+                        (record.row_number, verdict.phone_number, header.variables_of(record.cells))
+                    )
+            elif len(report.errors) < max_errors:
+                report.errors.append(
+                    RowProblem(
+                        record.row_number,
+                        record.line,
+                        header.phone_column,
+                        verdict.skip.value,
+                        verdict.detail,
+                        raw,
+                    )
+                )
+    report.valid_rows = judge.accepted
+    report.counts = dict(judge.skipped)
+    if report.header is not None and agent is not None:
+        missing = uncovered_variables(agent, report.header.variable_names)
+        if missing:
+            rendering = "empty" if agent.missing_variable == "empty" else "left as {placeholder}"
+            report.warnings.append(
+                f"no column provides the agent variable(s) {', '.join(missing)}; they will be {rendering}"
+            )
+    if report.total_rows > max_records:
+        report.warnings.append(
+            f"the file has {report.total_rows} rows but the plan allows {max_records} per batch: "
+            "starting it would be refused"
+        )
+    if report.total_rows and not report.valid_rows:
+        report.warnings.append("no row has a callable number: a batch of this file would place no call")
+    return report
+
+
+# --- batch commands ----------------------------------------------------------------------------------------
+
+
+async def _batch_of(deps: IngestDeps, workspace_id: str, batch_id: str) -> BatchRecord:
+    batch = await deps.batches.get(workspace_id, batch_id)
+    if batch is None:
+        raise BatchNotFound(batch_id)
+    return batch
+
+
+async def cancel_batch(
+    deps: IngestDeps, workspace_id: str, batch_id: str
+) -> tuple[BatchRecord, dict[str, int]]:
+    """Cancel (idempotent): waiting calls are dropped by the dispatcher, active calls finish."""
+    batch = await _batch_of(deps, workspace_id, batch_id)
+    now = deps.clock()
+    if batch.lifecycle != "cancelled":
+        await deps.batches.set_lifecycle(batch_id, "cancelled")
+    await deps.events.publish(
+        [
+            CancelBatch(
+                occurred_at=now,
+                workspace_id=workspace_id,
+                correlation_id=batch_id,
+                batch_id=batch_id,
+                requested_at=now,
+            )
+        ]
+    )
+    return batch, await deps.progress.counts(workspace_id, batch_id)
+
+
+async def pause_batch(deps: IngestDeps, workspace_id: str, batch_id: str) -> BatchRecord:
+    batch = await _batch_of(deps, workspace_id, batch_id)
+    if batch.lifecycle == "cancelled":
+        raise CommandRefused("a cancelled batch cannot be paused")
+    await deps.batches.set_lifecycle(batch_id, "paused")
+    await deps.events.publish(
+        [
+            PauseBatch(
+                occurred_at=deps.clock(),
+                workspace_id=workspace_id,
+                correlation_id=batch_id,
+                batch_id=batch_id,
+            )
+        ]
+    )
+    return batch
+
+
+async def resume_batch(deps: IngestDeps, workspace_id: str, batch_id: str) -> BatchRecord:
+    batch = await _batch_of(deps, workspace_id, batch_id)
+    if batch.lifecycle == "cancelled":
+        raise CommandRefused("a cancelled batch cannot be resumed")
+    await deps.batches.set_lifecycle(batch_id, "active")
+    await deps.events.publish(
+        [
+            ResumeBatch(
+                occurred_at=deps.clock(),
+                workspace_id=workspace_id,
+                correlation_id=batch_id,
+                batch_id=batch_id,
+            )
+        ]
+    )
+    return batch
