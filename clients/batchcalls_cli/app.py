@@ -177,24 +177,23 @@ def validate(
     Exits 3 when the file is acceptable but some rows would be skipped."""
     session = _session(ctx, json_output)
     path = _read_file(session, file)
-    with session.client() as client, transfer_bar(session.errors, "checking", path.stat().st_size) as sent:
-        body = client.validate(path, agent, sent)
+    with session.client() as client:
+        with transfer_bar(session.errors, "checking", path.stat().st_size) as sent:
+            body = client.validate(path, agent, sent)
+        details = client.agent(agent) if agent and not session.json_output else None
     if session.json_output:
         session.emit(body)
     else:
-        session.console.print(validation_report(body))
-    if _has_row_errors(body):
+        session.console.print(validation_report(body, details))
+    if has_row_errors(body):
         raise typer.Exit(int(ExitCode.INVALID_ROWS))
 
 
-def _has_row_errors(body: dict[str, Any]) -> bool:
-    summary = section(body, "summary")
-    skipped = sum(
-        int(summary[key])
-        for key in ("invalid", "invalidRows", "duplicates", "doNotCall", "invalidNumbers")
-        if isinstance(summary.get(key), int)
-    )
-    return bool(body.get("errors")) or skipped > 0
+def has_row_errors(body: dict[str, Any]) -> bool:
+    """True when some rows of a validated file would be skipped (or no row could be dialed)."""
+    counts = section(body, "counts")
+    skipped = sum(int(counts.get(key) or 0) for key in ("invalid", "duplicate", "doNotCall"))
+    return bool(body.get("errors")) or skipped > 0 or body.get("valid") is False
 
 
 def start_fields(

@@ -272,7 +272,7 @@ class BatchCallsClient:
         return self._json("GET", f"/agents/{quote(agent_id, safe='')}")
 
     def add_dnc(self, phone_number: str, note: str = "") -> JSON:
-        body: JSON = {"phoneNumber": phone_number}
+        body: JSON = {"phone_number": phone_number}
         if note:
             body["note"] = note
         return self._json("POST", "/dnc", json=body)

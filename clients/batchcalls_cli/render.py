@@ -190,55 +190,83 @@ def _first(body: dict[str, Any], *keys: str) -> Any:
     return None
 
 
-def validation_report(body: dict[str, Any]) -> RenderableType:
-    """`POST .../validate`: totals, errors by line, uncovered agent variables, and a preview."""
-    summary = section(body, "summary")
+def variable_coverage(agent: dict[str, Any], columns: list[str]) -> tuple[list[str], list[str]]:
+    """The agent's variables that a CSV column or an agent default provides, and those nothing provides."""
+    provided = set(columns) | set(agent.get("defaults") or {})
+    variables = [str(v) for v in agent.get("variables") or []]
+    return [v for v in variables if v in provided], [v for v in variables if v not in provided]
+
+
+def validation_report(body: dict[str, Any], agent: dict[str, Any] | None = None) -> RenderableType:
+    """`POST .../validate` (`{valid, totalRows, counts, columns, variables, errors, preview, warnings}`):
+    totals, errors by line, the agent variables covered, warnings and a normalised preview."""
+    counts = section(body, "counts")
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
     facts.add_column(justify="right")
-    for label, keys in (
-        ("rows", ("totalRows", "total_rows", "total", "totalCalls")),
-        ("valid", ("valid", "validRows", "valid_rows")),
-        ("invalid numbers", ("invalid", "invalidRows", "invalid_rows", "invalidNumbers")),
-        ("duplicates", ("duplicates", "duplicate", "duplicateRows")),
-        ("do-not-call", ("doNotCall", "do_not_call", "dnc")),
+    facts.add_row("rows", str(body.get("totalRows", "-")))
+    for label, key in (
+        ("valid", "valid"),
+        ("invalid numbers", "invalid"),
+        ("duplicates", "duplicate"),
+        ("do-not-call", "doNotCall"),
     ):
-        value = _first(summary, *keys)
-        if value is not None:
-            facts.add_row(label, str(value))
+        if isinstance(counts.get(key), int):
+            facts.add_row(label, str(counts[key]))
+    if isinstance(body.get("valid"), bool):
+        verdict = "yes" if body["valid"] else "no: no row has a callable number"
+        facts.add_row("can start", verdict)
     parts: list[RenderableType] = [facts]
     errors = body.get("errors") or []
     if errors:
         table = Table(title="errors by line", title_justify="left", header_style="bold")
-        for column in ("line", "column", "code", "message"):
+        for column in ("line", "row", "column", "code", "message", "value"):
             table.add_column(column)
         for error in errors:
             table.add_row(
-                str(_first(error, "line", "lineNumber") or "-"),
-                str(_first(error, "column", "field") or ""),
-                Text(str(_first(error, "code", "error") or ""), style="red"),
+                str(error.get("line", "-")),
+                str(error.get("row", "")),
+                str(error.get("column", "")),
+                Text(str(error.get("code", "")), style="red"),
                 str(error.get("message", "")),
+                str(error.get("value", "")),
             )
         parts += [Text(""), table]
-    nested_variables = body.get("variables")
-    variables: dict[str, Any] = nested_variables if isinstance(nested_variables, dict) else {}
-    covered = _first(body, "coveredVariables", "variablesCovered") or variables.get("covered")
-    missing = _first(body, "missingVariables", "variablesMissing") or variables.get("missing")
-    if covered:
-        parts.append(Text(f"agent variables covered: {', '.join(map(str, covered))}", style="green"))
-    if missing:
-        parts.append(Text(f"agent variables with no column: {', '.join(map(str, missing))}", style="yellow"))
+        shown, skipped = (
+            len(errors),
+            sum(int(counts.get(k) or 0) for k in ("invalid", "duplicate", "doNotCall")),
+        )
+        if skipped > shown:
+            parts.append(Text(f"(the first {shown} of {skipped} rows that would be skipped)", style="dim"))
+    else:
+        parts.append(Text("no row errors", style="green"))
+    columns = [str(c) for c in body.get("variables") or []]
+    if columns:
+        parts.append(Text(f"columns that become variables: {', '.join(columns)}", style="dim"))
+    if agent is not None:
+        covered, missing = variable_coverage(agent, columns)
+        name = agent.get("name") or agent.get("id")
+        if covered:
+            parts.append(Text(f"agent {name}: variables covered: {', '.join(covered)}", style="green"))
+        if missing:
+            parts.append(
+                Text(f"agent {name}: variables with no column: {', '.join(missing)}", style="yellow")
+            )
     for warning in body.get("warnings") or []:
-        message = warning.get("message") if isinstance(warning, dict) else warning
-        parts.append(Text(f"warning: {message}", style="yellow"))
-    preview = body.get("preview") or []
-    if preview and isinstance(preview[0], dict):
+        parts.append(Text(f"warning: {warning}", style="yellow"))
+    preview = [row for row in body.get("preview") or [] if isinstance(row, dict)]
+    if preview:
         table = Table(title="preview (normalised)", title_justify="left", header_style="bold")
-        columns = list(preview[0].keys())[:8]
-        for column in columns:
-            table.add_column(str(column))
+        names = list((preview[0].get("variables") or {}).keys())[:6]
+        for column in ("row", "phone_number", *names):
+            table.add_column(column)
         for row in preview[:5]:
-            table.add_row(*(str(row.get(column, "")) for column in columns))
+            variables = row.get("variables") or {}
+            table.add_row(
+                str(row.get("row", "")),
+                str(row.get("phone_number", "")),
+                *(str(variables.get(n, "")) for n in names),
+            )
         parts += [Text(""), table]
     return Group(*parts)
 

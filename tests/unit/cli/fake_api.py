@@ -64,6 +64,8 @@ class FakeApi:
         if request.method == "POST" and path in ("/v1/batch-calls", "/v1/batch-calls/validate"):
             self.uploads.append(_form_fields(request))
             if path.endswith("validate"):
+                if ("POST", path) in self.responses:
+                    return self.responses[("POST", path)]
                 return httpx.Response(200, json=VALIDATION)
             return httpx.Response(
                 200,
@@ -74,6 +76,8 @@ class FakeApi:
                     "message": "Batch calls initiated successfully",
                 },
             )
+        if path == "/v1/agents/agent_1":
+            return httpx.Response(200, json=AGENT)
         if path.endswith("/status"):
             if not self.statuses:
                 return httpx.Response(404, json={"error": "not_found", "message": "no such batch"})
@@ -119,16 +123,34 @@ def _form_fields(request: httpx.Request) -> dict[str, str]:
 VALIDATION: dict[str, Any] = {
     "valid": True,
     "totalRows": 3,
-    "validRows": 2,
-    "invalidRows": 1,
-    "duplicates": 0,
-    "doNotCall": 0,
+    "counts": {"valid": 2, "invalid": 1, "duplicate": 0, "doNotCall": 0},
+    "columns": ["phone_number", "first_name"],
+    "variables": ["first_name"],
     "errors": [
-        {"line": 3, "column": "phone_number", "code": "invalid_number", "message": "not a phone number: 12"}
+        {
+            "row": 2,
+            "line": 3,
+            "column": "phone_number",
+            "code": "invalid_number",
+            "message": "not a phone number",
+            "value": "12",
+        }
     ],
-    "missingVariables": ["company"],
-    "coveredVariables": ["first_name"],
-    "preview": [{"phone_number": "+14155550100", "first_name": "Ada"}],
+    "preview": [{"row": 1, "phone_number": "+14155550100", "variables": {"first_name": "Ada"}}],
+    "warnings": ["no column provides the agent variable(s) company; the prompt renders them as empty"],
+}
+"""The ingest service's validation answer (services/ingest/entrypoints/schemas.py)."""
+
+AGENT: dict[str, Any] = {
+    "id": "agent_1",
+    "name": "Reminder",
+    "prompt": "Hi {first_name} from {company}",
+    "callerId": "+14155550199",
+    "defaults": {},
+    "missingVariable": "empty",
+    "maxCallSeconds": 600,
+    "variables": ["first_name", "company"],
+    "createdAt": 1_767_225_600_000,
 }
 
 

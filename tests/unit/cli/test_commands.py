@@ -10,7 +10,7 @@ import pytest
 
 from batchcalls_cli.app import run
 from batchcalls_cli.exit_codes import ExitCode
-from tests.unit.cli.fake_api import FakeApi, status_body
+from tests.unit.cli.fake_api import AGENT, FakeApi, status_body
 
 pytestmark = pytest.mark.unit
 
@@ -109,13 +109,21 @@ def test_validate_shows_errors_by_line_and_exits_3(csv: Path, capsys: pytest.Cap
     api = FakeApi()
     assert run(["validate", str(csv), "--agent", "agent_1"], api.transport()) == ExitCode.INVALID_ROWS
     out = capsys.readouterr().out
-    assert "invalid_number" in out and "not a phone number: 12" in out and "company" in out
+    assert "invalid_number" in out and "not a phone number" in out
+    assert "variables covered: first_name" in out and "variables with no column: company" in out
     assert api.uploads[0]["agentId"] == "agent_1"
 
 
 def test_validate_of_a_clean_file_exits_0(csv: Path) -> None:
     api = FakeApi()
-    clean = {"totalRows": 2, "validRows": 2, "invalidRows": 0, "duplicates": 0, "doNotCall": 0, "errors": []}
+    clean = {
+        "valid": True,
+        "totalRows": 2,
+        "counts": {"valid": 2, "invalid": 0, "duplicate": 0, "doNotCall": 0},
+        "errors": [],
+        "preview": [],
+        "warnings": [],
+    }
     api.responses[("POST", "/v1/batch-calls/validate")] = httpx.Response(200, json=clean)
     assert run(["validate", str(csv)], api.transport()) == 0
 
@@ -245,14 +253,9 @@ def test_export_writes_the_file(tmp_path: Path) -> None:
 
 def test_agents_create_and_list(capsys: pytest.CaptureFixture[str]) -> None:
     api = FakeApi()
-    agent = {
-        "agentId": "agent_1",
-        "name": "Reminder",
-        "variables": ["first_name"],
-        "callerId": "+14155550199",
-    }
-    api.responses[("POST", "/v1/agents")] = httpx.Response(200, json=agent)
-    api.responses[("GET", "/v1/agents")] = httpx.Response(200, json={"agents": [agent]})
+    agent = AGENT
+    api.responses[("POST", "/v1/agents")] = httpx.Response(201, json=agent)
+    api.responses[("GET", "/v1/agents")] = httpx.Response(200, json={"agents": [agent], "pagination": {}})
     argv = [
         "agents",
         "create",
@@ -272,12 +275,16 @@ def test_agents_create_and_list(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_dnc_add_list_remove(capsys: pytest.CaptureFixture[str]) -> None:
     api = FakeApi()
-    entry = {"phoneNumber": "+14155550100", "source": "api", "note": "asked"}
-    api.responses[("POST", "/v1/dnc")] = httpx.Response(200, json=entry)
+    entry = {"phone_number": "+14155550100", "source": "api", "note": "asked", "createdAt": None}
+    api.responses[("POST", "/v1/dnc")] = httpx.Response(
+        200, json={"phone_number": "+14155550100", "added": True}
+    )
     api.responses[("GET", "/v1/dnc")] = httpx.Response(200, json={"entries": [entry]})
-    api.responses[("DELETE", "/v1/dnc/+14155550100")] = httpx.Response(200, json={"removed": True})
+    api.responses[("DELETE", "/v1/dnc/+14155550100")] = httpx.Response(
+        200, json={"phone_number": "+14155550100", "removed": True}
+    )
     assert run(["dnc", "add", "+14155550100", "--note", "asked"], api.transport()) == 0
-    assert json.loads(api.requests[-1].content) == {"phoneNumber": "+14155550100", "note": "asked"}
+    assert json.loads(api.requests[-1].content) == {"phone_number": "+14155550100", "note": "asked"}
     assert run(["dnc", "list"], api.transport()) == 0
     assert "+14155550100" in capsys.readouterr().out
     assert run(["dnc", "remove", "+14155550100"], api.transport()) == 0
@@ -291,3 +298,16 @@ def test_template_to_a_file(tmp_path: Path) -> None:
     target = tmp_path / "template.csv"
     assert run(["template", "-o", str(target)], api.transport()) == 0
     assert target.read_text().startswith("phone_number")
+
+
+def test_validate_a_file_where_nothing_can_be_dialed_exits_3(csv: Path) -> None:
+    api = FakeApi()
+    none = {
+        "valid": False,
+        "totalRows": 1,
+        "counts": {"valid": 0, "invalid": 1, "duplicate": 0, "doNotCall": 0},
+        "errors": [],
+        "warnings": ["no row has a callable number"],
+    }
+    api.responses[("POST", "/v1/batch-calls/validate")] = httpx.Response(200, json=none)
+    assert run(["validate", str(csv)], api.transport()) == ExitCode.INVALID_ROWS
