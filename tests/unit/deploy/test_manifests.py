@@ -9,9 +9,10 @@ import os
 from typing import Any
 from unittest import mock
 
+import opentelemetry.sdk.environment_variables as otel_sdk_env
 import pytest
 from fastapi import FastAPI
-import opentelemetry.sdk.environment_variables as otel_sdk_env
+
 from shared.http import install_common_routes
 from shared.settings import InfraSettings
 from shared.topics import CALL_REQUEST_PARTITIONS, WORKSPACE_PARTITIONS, Topic
@@ -29,7 +30,7 @@ def overlay(request: pytest.FixtureRequest) -> Rendered:
 
 
 def parse_kafka_version(text: str) -> tuple[int, ...]:
-    """"4.0.0" → (4, 0, 0), the way KEDA's Kafka client (sarama) reads its `version` metadata."""
+    """ "4.0.0" → (4, 0, 0), the way KEDA's Kafka client (sarama) reads its `version` metadata."""
     parts = tuple(int(p) for p in text.split("."))
     assert 3 <= len(parts) <= 4, text
     return parts
@@ -228,7 +229,11 @@ def test_dialers_scale_on_call_request_lag(overlay: Rendered) -> None:
     # Kafka 4 dropped the request versions of brokers before 2.1 (KIP-896).
     assert parse_kafka_version(meta["version"]) >= (2, 1, 0)
     assert int(meta["lagThreshold"]) >= 1
-    assert not [h for h in overlay.of_kind("HorizontalPodAutoscaler") if h["spec"]["scaleTargetRef"]["name"] == "dialer"]
+    assert not [
+        h
+        for h in overlay.of_kind("HorizontalPodAutoscaler")
+        if h["spec"]["scaleTargetRef"]["name"] == "dialer"
+    ]
 
 
 def test_dialer_grace_period_covers_its_drain(overlay: Rendered) -> None:
@@ -239,12 +244,16 @@ def test_dialer_grace_period_covers_its_drain(overlay: Rendered) -> None:
 
 
 def test_api_services_autoscale_and_dispatcher_fits_partitions(overlay: Rendered) -> None:
-    targets = {h["spec"]["scaleTargetRef"]["name"]: h["spec"] for h in overlay.of_kind("HorizontalPodAutoscaler")}
+    targets = {
+        h["spec"]["scaleTargetRef"]["name"]: h["spec"] for h in overlay.of_kind("HorizontalPodAutoscaler")
+    }
     assert set(targets) == set(PUBLIC)
     for spec in targets.values():
         assert 1 <= spec["minReplicas"] <= spec["maxReplicas"]
     for service in (*PUBLIC, "dialer"):
-        assert "replicas" not in overlay.one("Deployment", service)["spec"], f"{service}: the autoscaler owns it"
+        assert "replicas" not in overlay.one("Deployment", service)["spec"], (
+            f"{service}: the autoscaler owns it"
+        )
     assert 1 <= overlay.one("Deployment", "dispatcher")["spec"]["replicas"] <= WORKSPACE_PARTITIONS
 
 

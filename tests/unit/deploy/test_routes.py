@@ -78,7 +78,9 @@ class Nginx:
             key=lambda c: len(c[0]),
         )
         plain = max(
-            ((p, t, False) for p, t in self.prefixes if path.startswith(p)), default=None, key=lambda c: len(c[0])
+            ((p, t, False) for p, t in self.prefixes if path.startswith(p)),
+            default=None,
+            key=lambda c: len(c[0]),
         )
         best = max((c for c in (longest, plain) if c), default=None, key=lambda c: len(c[0]))
         if best and best[2]:
