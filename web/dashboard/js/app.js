@@ -204,50 +204,60 @@ function uploadForm(withOptions) {
   return form;
 }
 
-function pick(body, ...keys) {
-  for (const key of keys) if (body[key] !== undefined && body[key] !== null) return body[key];
-  return undefined;
+/** The agent's variables a column (or an agent default) provides, and those nothing provides. */
+export function coverage(agent, columns) {
+  const provided = new Set([...(columns || []), ...Object.keys((agent && agent.defaults) || {})]);
+  const variables = (agent && agent.variables) || [];
+  return { covered: variables.filter((v) => provided.has(v)), missing: variables.filter((v) => !provided.has(v)) };
 }
 
 function renderValidation(body) {
+  // Ingest's answer: {valid, totalRows, counts: {valid, invalid, duplicate, doNotCall}, columns, variables,
+  // errors: [{row, line, column, code, message, value}], preview: [{row, phone_number, variables}], warnings}.
   const box = $("#validation");
-  const summary = section(body, "summary");
+  const counts = body.counts || {};
   const facts = [
-    ["rows", pick(summary, "totalRows", "total_rows", "total")],
-    ["valid", pick(summary, "validRows", "valid_rows", "valid")],
-    ["invalid", pick(summary, "invalidRows", "invalid", "invalidNumbers")],
-    ["duplicates", pick(summary, "duplicates", "duplicateRows")],
-    ["do-not-call", pick(summary, "doNotCall", "do_not_call")],
+    ["rows", body.totalRows],
+    ["valid", counts.valid],
+    ["invalid", counts.invalid],
+    ["duplicates", counts.duplicate],
+    ["do-not-call", counts.doNotCall],
   ].filter(([, value]) => typeof value === "number");
   const parts = [h("div", { class: "summary", "data-testid": "validation-summary" },
-    ...facts.map(([label, value]) => h("div", {}, h("b", {}, String(value)), label)))];
+    ...facts.map(([label, value]) => h("div", { "data-count": label }, h("b", {}, String(value)), label)))];
+  if (body.valid === false) parts.push(h("p", { class: "err" }, "No row has a callable number: this file cannot start a batch."));
   const errors = body.errors || [];
   if (errors.length) {
     const rows = errors.map((e) => h("tr", {},
-      h("td", {}, String(pick(e, "line", "lineNumber") ?? "—")),
-      h("td", {}, String(pick(e, "column", "field") ?? "")),
-      h("td", { class: "err" }, String(pick(e, "code", "error") ?? "")),
+      h("td", {}, String(e.line ?? "—")),
+      h("td", {}, String(e.column ?? "")),
+      h("td", { class: "err" }, String(e.code ?? "")),
       h("td", {}, String(e.message ?? "")),
       h("td", {}, String(e.value ?? ""))));
     parts.push(h("table", { "data-testid": "validation-errors" },
       h("thead", {}, h("tr", {}, ...["line", "column", "code", "message", "value"].map((c) => h("th", {}, c)))),
       h("tbody", {}, ...rows)));
+    const skipped = (counts.invalid || 0) + (counts.duplicate || 0) + (counts.doNotCall || 0);
+    if (skipped > errors.length) parts.push(h("p", { class: "hint" }, `The first ${errors.length} of ${skipped} rows that would be skipped.`));
   } else {
     parts.push(h("p", { class: "ok-text" }, "No row errors."));
   }
-  const variables = section(body, "variables");
-  const covered = pick(body, "coveredVariables", "variablesCovered") || variables.covered;
-  const missing = pick(body, "missingVariables", "variablesMissing") || variables.missing;
-  if (covered && covered.length) parts.push(h("p", { class: "ok-text", "data-testid": "variables-covered" }, `Agent variables covered: ${covered.join(", ")}`));
-  if (missing && missing.length) parts.push(h("p", { class: "warn", "data-testid": "variables-missing" }, `Agent variables with no column: ${missing.join(", ")}`));
-  for (const warning of body.warnings || []) parts.push(h("p", { class: "warn" }, `⚠ ${typeof warning === "string" ? warning : warning.message}`));
-  const preview = body.preview || [];
-  if (preview.length && typeof preview[0] === "object") {
-    const flat = preview.map((row) => ({ ...row, ...(row.variables || {}) }));
-    const columns = Object.keys(flat[0]).filter((c) => c !== "variables").slice(0, 8);
+  const agent = currentAgent();
+  if (agent) {
+    const { covered, missing } = coverage(agent, body.variables || body.columns);
+    if (covered.length) parts.push(h("p", { class: "ok-text", "data-testid": "variables-covered" }, `Agent variables covered: ${covered.join(", ")}`));
+    if (missing.length) parts.push(h("p", { class: "warn", "data-testid": "variables-missing" }, `Agent variables with no column: ${missing.join(", ")}`));
+  }
+  for (const warning of body.warnings || []) parts.push(h("p", { class: "warn" }, `⚠ ${warning}`));
+  const preview = (body.preview || []).filter((row) => row && typeof row === "object");
+  if (preview.length) {
+    const names = Object.keys(preview[0].variables || {}).slice(0, 6);
+    const columns = ["row", "phone_number", ...names];
     parts.push(h("table", { "data-testid": "validation-preview" },
       h("thead", {}, h("tr", {}, ...columns.map((c) => h("th", {}, c)))),
-      h("tbody", {}, ...flat.slice(0, 5).map((row) => h("tr", {}, ...columns.map((c) => h("td", {}, String(row[c] ?? ""))))))));
+      h("tbody", {}, ...preview.slice(0, 5).map((row) => h("tr", {},
+        h("td", {}, String(row.row ?? "")), h("td", {}, row.phone_number || ""),
+        ...names.map((n) => h("td", {}, String((row.variables || {})[n] ?? ""))))))));
   }
   box.replaceChildren(...parts);
   box.hidden = false;
@@ -270,7 +280,7 @@ async function validateFile() {
 }
 
 function updateStartButton() {
-  const ready = Boolean($("#agent-select").value && $("#csv-file").files.length && state.validated);
+  const ready = Boolean($("#agent-select").value && $("#csv-file").files.length && state.validated && state.validated.valid !== false);
   $("#start-batch").disabled = !ready;
   $("#start-hint").textContent = ready ? "Ready." : "Pick an agent and a CSV.";
 }
