@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.trace import Span, SpanKind
 
 from shared.settings import InfraSettings
 
@@ -71,8 +73,9 @@ def _exporter(infra: InfraSettings) -> SpanExporter | None:
     if infra.otel_exporter == "console":
         return ConsoleSpanExporter()
     if infra.otel_exporter == "otlp":
-        # Imported lazily: the OTLP exporter is an optional dependency for deployments with a collector.
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[import-not-found]
+        # Imported lazily: only deployments with a collector pay for it. With no BC_OTEL_ENDPOINT the exporter
+        # reads the standard OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT / _HEADERS / _TIMEOUT variables itself.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         endpoint = f"{infra.otel_endpoint.rstrip('/')}/v1/traces" if infra.otel_endpoint else None
         exporter: SpanExporter = OTLPSpanExporter(endpoint=endpoint)
@@ -89,3 +92,33 @@ def inject_headers() -> dict[str, str]:
 
 def extract_context(headers: Mapping[str, str]) -> Any:
     return propagate.extract(dict(headers))
+
+
+KafkaHeaders = Mapping[str, str | bytes] | Sequence[tuple[str, bytes | None]] | None
+"""Message headers as aiokafka (a list of pairs) or faststream (a mapping) hands them to a consumer."""
+
+
+def _carrier(headers: KafkaHeaders) -> dict[str, str]:
+    items = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    carrier: dict[str, str] = {}
+    for key, value in items:
+        if value is None:
+            continue
+        carrier[key.lower()] = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    return carrier
+
+
+@contextmanager
+def consumer_span(name: str, headers: KafkaHeaders, **attributes: str | int) -> Iterator[Span]:
+    """A CONSUMER span, child of the producer's trace context in `headers`, current while handling one
+    message; events published inside it carry the same trace on (`inject_headers`).
+
+    `headers` may also be a carrier saved earlier with `inject_headers()` (e.g. stored with a waiting
+    contact), which continues the upload's trace when the work happens later. Attributes must stay free of
+    phone numbers and prompt variables.
+    """
+    tracer = trace.get_tracer("batchcalls")
+    with tracer.start_as_current_span(
+        name, context=extract_context(_carrier(headers)), kind=SpanKind.CONSUMER, attributes=attributes
+    ) as span:
+        yield span
