@@ -18,7 +18,7 @@ from dialer.adapters.sip_provider import SipOptions, SipProvider
 from dialer.config import Settings
 from dialer.domain.simulation import CallSimulator
 from dialer.entrypoints.consumer import CallRequestConsumer
-from dialer.handlers import DialPolicy, Dialer
+from dialer.handlers import Dialer, DialPolicy
 from dialer.ports import TelephonyProvider
 from shared.mongo import Document, database, make_client
 from shared.runner import instance_name
@@ -49,7 +49,9 @@ def build_provider(
             ),
             clock=clock,
         )
-    return SimulatedProvider(CallSimulator(settings.sim_seed), time_scale=settings.sim_time_scale, clock=clock)
+    return SimulatedProvider(
+        CallSimulator(settings.sim_seed), time_scale=settings.sim_time_scale, clock=clock
+    )
 
 
 @dataclass

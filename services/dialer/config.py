@@ -16,13 +16,17 @@ class Settings(ServiceSettings):
     http_port: int = 8004
     provider: Literal["simulated", "sip"] = "simulated"
     max_active_calls: int = Field(default=2000, ge=1, description="Calls (and requests) handled at once.")
-    drain_seconds: float = Field(default=30.0, ge=0, description="On SIGTERM, how long active calls may go on.")
+    drain_seconds: float = Field(
+        default=30.0, ge=0, description="On SIGTERM, how long active calls may go on."
+    )
     ring_timeout_seconds: float = Field(default=30.0, gt=0)
     poll_max_records: int = Field(default=1000, ge=1, description="Most call requests claimed in one go.")
     commit_interval_seconds: float = Field(default=1.0, gt=0)
 
     sim_seed: int = 1
-    sim_time_scale: float = Field(default=1.0, ge=0, description="1 real time, 0.1 ten times faster, 0 instant.")
+    sim_time_scale: float = Field(
+        default=1.0, ge=0, description="1 real time, 0.1 ten times faster, 0 instant."
+    )
 
     sip_bind_host: str = "127.0.0.1"
     sip_bind_port: int = Field(default=0, ge=0, description="Local UDP port; 0 picks a free one.")

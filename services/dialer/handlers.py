@@ -49,6 +49,7 @@ class _Progress:
     events: CallEventSink
     clock: Clock
     acks: list[Awaitable[None]] = field(default_factory=list)
+
     def ringing(self) -> None:
         self.acks.append(self.events.emit(call_ringing(self.request, self.clock())))
 
@@ -94,7 +95,10 @@ class Dialer:
             first.setdefault(request.attempt_id, request)
         unique = list(first.values())
         token = self._new_token()
-        claims = {claim.attempt_id: claim for claim in await self._store.claim(unique, token=token, at=self._clock())}
+        claims = {
+            claim.attempt_id: claim
+            for claim in await self._store.claim(unique, token=token, at=self._clock())
+        }
         handled: dict[str, Awaitable[None]] = {}
         for request in unique:
             claim = claims[request.attempt_id]
@@ -102,10 +106,15 @@ class Dialer:
             if claim.status is ClaimStatus.CLAIMED:
                 handled[request.attempt_id] = self._start(request, token)
             elif claim.status is ClaimStatus.ENDED and claim.ended is not None:
-                log.info("re-emitting the stored end of a finished attempt", extra={"attempt": request.attempt_id})
+                log.info(
+                    "re-emitting the stored end of a finished attempt", extra={"attempt": request.attempt_id}
+                )
                 handled[request.attempt_id] = self._events.emit(claim.ended)
             else:
-                log.info("attempt already claimed and not finished: not dialing", extra={"attempt": request.attempt_id})
+                log.info(
+                    "attempt already claimed and not finished: not dialing",
+                    extra={"attempt": request.attempt_id},
+                )
                 handled[request.attempt_id] = _done()
         # A duplicate inside this batch is settled by the first copy's handling.
         results: list[Awaitable[None]] = []
@@ -137,7 +146,10 @@ class Dialer:
             attempt_id=request.attempt_id,
             to=request.phone_number,
             prompt=render_prompt(
-                agent.prompt_template, request.variables, defaults=agent.defaults, missing=agent.missing_variable
+                agent.prompt_template,
+                request.variables,
+                defaults=agent.defaults,
+                missing=agent.missing_variable,
             ),
             variables=dict(request.variables),
             agent_id=agent.agent_id,
@@ -146,7 +158,9 @@ class Dialer:
             ring_timeout_seconds=self._policy.ring_timeout_seconds,
         )
         result = await self._place(call, progress)
-        ended = call_ended(request, result, provider=self._provider.name, started_at=started_at, now=self._clock())
+        ended = call_ended(
+            request, result, provider=self._provider.name, started_at=started_at, now=self._clock()
+        )
         await self._record(ended, token)
         self._metrics.call_ended(ended.outcome, ended.duration_seconds)
         progress.acks.append(self._events.emit(ended))
@@ -199,4 +213,3 @@ class Dialer:
         if still:
             await asyncio.wait(still)
         return len(cut)
-

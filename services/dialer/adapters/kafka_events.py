@@ -35,7 +35,9 @@ class KafkaCallEvents:
             max_batch_size=512 * 1024,
             request_timeout_ms=30_000,
         )
-        self._queue: asyncio.Queue[tuple[Message, list[tuple[str, bytes]], asyncio.Future[None]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[Message, list[tuple[str, bytes]], asyncio.Future[None]]] = (
+            asyncio.Queue()
+        )
         self._sender: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -62,11 +64,16 @@ class KafkaCallEvents:
             event, headers, done = await self._queue.get()
             try:
                 ack = await self._producer.send(
-                    topic_for(event).name_with(self._prefix), encode(event), key=key_for(event), headers=headers
+                    topic_for(event).name_with(self._prefix),
+                    encode(event),
+                    key=key_for(event),
+                    headers=headers,
                 )
                 ack.add_done_callback(lambda a, d=done: _settle(a, d))
             except Exception as exc:  # the producer refused the message outright
-                log.exception("could not queue a call event", extra={"type": event.model_fields["type"].default})
+                log.exception(
+                    "could not queue a call event", extra={"type": event.model_fields["type"].default}
+                )
                 if not done.done():
                     done.set_exception(exc)
             finally:

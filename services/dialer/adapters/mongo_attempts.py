@@ -47,7 +47,12 @@ class MongoAttemptStore:
     """`AttemptStore` over MongoDB / FerretDB."""
 
     def __init__(
-        self, db: AsyncDatabase[Document], *, instance: str, flush_seconds: float = 0.005, max_batch: int = 1000
+        self,
+        db: AsyncDatabase[Document],
+        *,
+        instance: str,
+        flush_seconds: float = 0.005,
+        max_batch: int = 1000,
     ) -> None:
         self._attempts: AsyncCollection[Document] = db[COLLECTION]
         self._instance = instance
@@ -60,14 +65,16 @@ class MongoAttemptStore:
     async def claim(self, requests: Sequence[CallRequested], *, token: str, at: datetime) -> list[Claim]:
         if not requests:
             return []
-        docs = [_claim_document(r, token, at, self._instance) for r in requests]
+        docs: list[Document] = [_claim_document(r, token, at, self._instance) for r in requests]
         try:
             await self._attempts.insert_many(docs, ordered=False)
             return [Claim(r.attempt_id, ClaimStatus.CLAIMED) for r in requests]
         except BulkWriteError as exc:
-            details: dict[str, Any] = exc.details
+            details: Any = exc.details
             duplicates = {
-                int(err["index"]) for err in details.get("writeErrors", []) if err.get("code") == DUPLICATE_KEY
+                int(err["index"])
+                for err in details.get("writeErrors", [])
+                if err.get("code") == DUPLICATE_KEY
             }
             others = [err for err in details.get("writeErrors", []) if err.get("code") != DUPLICATE_KEY]
             if others:
@@ -138,7 +145,10 @@ class MongoAttemptStore:
         try:
             result = await self._attempts.bulk_write([update for update, _ in batch], ordered=True)
             if result.matched_count != len(batch):
-                log.error("some outcomes matched no claim", extra={"expected": len(batch), "matched": result.matched_count})
+                log.error(
+                    "some outcomes matched no claim",
+                    extra={"expected": len(batch), "matched": result.matched_count},
+                )
         except Exception as exc:
             for _, done in batch:
                 if not done.done():

@@ -7,9 +7,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from dialer.ports import ClaimStatus
 from shared.outcomes import Outcome
 
-CALLS_STARTED = Counter(
-    "batchcalls_dialer_calls_started_total", "Calls this dialer placed.", ["workspace"]
-)
+CALLS_STARTED = Counter("batchcalls_dialer_calls_started_total", "Calls this dialer placed.", ["workspace"])
 CALLS_ENDED = Counter("batchcalls_dialer_calls_ended_total", "Calls that ended, by outcome.", ["outcome"])
 ACTIVE_CALLS = Gauge("batchcalls_dialer_active_calls", "Calls in progress in this dialer.")
 CALL_DURATION = Histogram(

@@ -179,7 +179,7 @@ class _PjThread:
             owner = self
 
             class _Call(pj.Call):  # type: ignore[misc]
-                def onCallState(self, prm: Any) -> None:  # noqa: N802 - pjsua2's callback name
+                def onCallState(self, prm: Any) -> None:
                     info = self.getInfo()
                     state = _STATE_NAMES.get(info.state, "other")
                     report(_State(state, int(info.lastStatusCode), str(info.lastReason)))

@@ -19,7 +19,8 @@ def outcome_for_final_response(
 
     `had_provisional` says a 1xx came back: the far end was reached, so a timeout after it means nobody
     picked up (no answer), while a timeout with no response at all means the trunk did not answer us
-    (system error: retried, not billed). `cancelled_by_us` marks our CANCEL after the ring timeout (no answer, when it had rung).
+    (system error: retried, not billed). `cancelled_by_us` marks our CANCEL after the ring timeout:
+    no answer when it had rung.
     """
     if 200 <= status_code < 300:
         return Outcome.COMPLETED

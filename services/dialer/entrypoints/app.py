@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 async def shutdown(runtime: DialerRuntime) -> None:
-    """SIGTERM: stop taking requests, let calls finish up to the drain timeout, cut the rest, commit, close."""
+    """SIGTERM: stop taking requests, let calls finish up to the drain timeout, cut the rest, close."""
     runtime.consumer.stop_taking()
     active = runtime.dialer.active_calls
     log.info("draining", extra={"active_calls": active, "drain_seconds": runtime.settings.drain_seconds})

@@ -43,7 +43,11 @@ class OffsetTracker(Generic[P]):
 
     def committable(self, partitions: Iterable[P] | None = None) -> dict[P, int]:
         """Positions to commit that moved since the last `mark_committed`, per partition."""
-        chosen = self._partitions if partitions is None else {p: self._partitions[p] for p in partitions if p in self._partitions}
+        chosen = (
+            self._partitions
+            if partitions is None
+            else {p: self._partitions[p] for p in partitions if p in self._partitions}
+        )
         positions: dict[P, int] = {}
         for partition, state in chosen.items():
             position = min(state.pending) if state.pending else state.next_offset
