@@ -1,0 +1,365 @@
+"""Use cases of the status service: projecting a chunk of events into the read models.
+
+One `Projector` is the only writer of every status document (ADR 0040): it consumes all topics in one
+consumer and handles a chunk of records at a time, so no two coroutines ever write the same document.
+
+Crash safety without transactions. Call documents are semilattices (re-applying an event is a no-op), but
+batch counts are sums of deltas and must take each call change exactly once. So each batch document keeps,
+per Kafka partition, the highest offset whose effects it holds. A chunk is written in this order: feed pages
+and webhook outbox items (idempotent ids), then batch documents, then call documents, then the consumer
+commits. If the process dies part-way, the chunk is delivered again: an event at or below the batch's
+recorded offset changes only its call document (whose delta the batch already holds), any other event is
+applied in full against the call document as it was before the chunk — which is still what is stored,
+because call documents are written last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from status.domain.batches import (
+    BatchView,
+    add_contribution,
+    apply_batch_event,
+    contribution,
+    is_batch_event,
+    new_batch,
+)
+from status.domain.calls import CallView, apply_call_event, is_call_event, row_number_of
+from status.domain.clock import epoch_ms
+from status.domain.notifications import (
+    WEBHOOK_EVENTS,
+    FeedItem,
+    Notice,
+    batch_notices,
+    call_feed_item,
+    call_notices,
+    counts_data,
+    newly_started_attempt,
+    progress_item,
+)
+from status.ports import (
+    FEED_PAGE,
+    Changes,
+    Endpoint,
+    FeedEntry,
+    FeedPage,
+    OutboxItem,
+    ReadModels,
+    Record,
+    WebhookRoutes,
+)
+
+log = logging.getLogger(__name__)
+
+_MAX_TRACKED_ROW = 10_000_000
+
+
+class _WrittenRows:
+    """The rows of one batch whose call documents this process has written, kept for a batch whose document
+    did not exist when first seen: no call document of it can exist that we did not write (call documents
+    are always written after their batch document), so a miss needs no database read."""
+
+    __slots__ = ("_bits",)
+
+    def __init__(self) -> None:
+        self._bits = bytearray()
+
+    def has(self, row: int) -> bool:
+        byte = row >> 3
+        return byte < len(self._bits) and bool(self._bits[byte] & (1 << (row & 7)))
+
+    def add(self, row: int) -> None:
+        byte = row >> 3
+        if byte >= len(self._bits):
+            self._bits.extend(bytes(byte - len(self._bits) + 1 + len(self._bits) // 2))
+        self._bits[byte] |= 1 << (row & 7)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSummary:
+    """What one chunk did, for metrics and logs."""
+
+    records: int
+    batches_written: int
+    calls_inserted: int
+    calls_replaced: int
+    feed_entries: int
+    outbox_items: int
+
+
+_V = TypeVar("_V")
+
+
+def _trim(cache: OrderedDict[str, _V], size: int) -> None:
+    while len(cache) > size:
+        cache.popitem(last=False)
+
+
+class Projector:
+    """Applies chunks of events to the batch and call documents, keeping recently used documents in memory
+    (bounded) so a busy batch is not read back for every chunk."""
+
+    def __init__(
+        self,
+        store: ReadModels,
+        routes: WebhookRoutes,
+        *,
+        now_ms: Callable[[], int],
+        cache_size: int = 50_000,
+        batch_cache_size: int = 1_000,
+        notice_max_age_ms: int = 24 * 3600 * 1000,
+    ) -> None:
+        self._store = store
+        self._routes = routes
+        self._now_ms = now_ms
+        self._cache_size = cache_size
+        self._batch_cache_size = batch_cache_size
+        self._notice_max_age_ms = notice_max_age_ms
+        self._calls: OrderedDict[str, CallView] = OrderedDict()
+        self._batches: OrderedDict[str, BatchView] = OrderedDict()
+        self._written: OrderedDict[str, _WrittenRows] = OrderedDict()
+        self._pages: OrderedDict[str, FeedPage] = OrderedDict()
+
+    def forget(self) -> None:
+        """Drops everything held in memory, so the next chunk reads the documents again (after a failure)."""
+        self._calls.clear()
+        self._batches.clear()
+        self._written.clear()
+        self._pages.clear()
+
+    # --- loading ---------------------------------------------------------------------------------------
+
+    async def _load_batches(self, records: Sequence[Record]) -> dict[str, BatchView]:
+        work: dict[str, BatchView] = {}
+        for record in records:
+            message = record.message
+            batch_id = message.batch_id
+            if batch_id in work:
+                continue
+            cached = self._batches.get(batch_id)
+            if cached is None:
+                stored = await self._store.load_batch(batch_id)
+                if stored is None:
+                    cached = new_batch(batch_id, message.workspace_id)
+                    self._written[batch_id] = _WrittenRows()
+                    _trim(self._written, self._batch_cache_size)
+                else:
+                    cached = stored
+                self._batches[batch_id] = cached
+            work[batch_id] = cached
+        return work
+
+    def _known_absent(self, contact_id: str, batch_id: str) -> bool:
+        written = self._written.get(batch_id)
+        if written is None:
+            return False
+        row = row_number_of(contact_id)
+        return row is not None and row < _MAX_TRACKED_ROW and not written.has(row)
+
+    async def _load_calls(self, records: Sequence[Record]) -> tuple[dict[str, CallView | None], set[str]]:
+        """The touched call documents as stored now (None: absent) and the ids that exist in the store."""
+        work: dict[str, CallView | None] = {}
+        stored: set[str] = set()
+        missing: list[str] = []
+        for record in records:
+            message = record.message
+            if not is_call_event(message):
+                continue
+            contact_id = message.contact_id
+            if contact_id in work:
+                continue
+            cached = self._calls.get(contact_id)
+            if cached is not None:
+                self._calls.move_to_end(contact_id)
+                work[contact_id] = cached
+                stored.add(contact_id)
+            elif self._known_absent(contact_id, message.batch_id):
+                work[contact_id] = None
+            else:
+                work[contact_id] = None
+                missing.append(contact_id)
+        if missing:
+            found = await self._store.load_calls(missing)
+            for contact_id, view in found.items():
+                work[contact_id] = view
+                stored.add(contact_id)
+        return work, stored
+
+    async def _open_page(self, batch: BatchView) -> FeedPage:
+        number = batch.feed_seq // FEED_PAGE
+        page = self._pages.get(batch.batch_id)
+        if page is None or page.number != number:
+            if batch.feed_seq % FEED_PAGE == 0:
+                page = FeedPage(batch.batch_id, batch.workspace_id, number)
+            else:
+                page = await self._store.load_feed_page(batch.batch_id, number) or FeedPage(
+                    batch.batch_id, batch.workspace_id, number
+                )
+        # Entries past the batch's feed_seq were written by a chunk whose batch write never happened.
+        kept = [e for e in page.entries if e.seq <= batch.feed_seq]
+        return FeedPage(page.batch_id, page.workspace_id, page.number, kept)
+
+    # --- projecting ------------------------------------------------------------------------------------
+
+    async def project(self, records: Sequence[Record]) -> ChunkSummary:
+        """Applies `records` (in consumption order) and writes the changed documents."""
+        batches = await self._load_batches(records)
+        calls, stored = await self._load_calls(records)
+        before = dict(batches)
+        dirty_calls: set[str] = set()
+        offsets: dict[str, dict[str, int]] = {}
+        feed: dict[str, list[FeedItem]] = {}
+        notices: list[Notice] = []
+
+        for record in records:
+            message = record.message
+            batch_id = message.batch_id
+            batch = batches[batch_id]
+            position = record.position
+            counted = batch.offsets.get(position.partition, -1) >= position.offset
+            at = epoch_ms(message.occurred_at)
+            if is_call_event(message):
+                old = calls[message.contact_id]
+                new = apply_call_event(old, message)
+                if new is old:
+                    changed = False
+                else:
+                    changed = old is None or new != old
+                    calls[message.contact_id] = new
+                    dirty_calls.add(message.contact_id)
+                if counted or not changed:
+                    if not counted:
+                        offsets.setdefault(batch_id, {})[position.partition] = position.offset
+                    continue
+                was = batch.status
+                batch = add_contribution(batch, contribution(old), contribution(new))
+                item = call_feed_item(old, new, at)
+                if item is not None:
+                    feed.setdefault(batch_id, []).append(item)
+                notices.extend(call_notices(old, new, batch, newly_started_attempt(old, new), at))
+            elif is_batch_event(message):
+                if counted:
+                    continue
+                was = batch.status
+                batch = apply_batch_event(batch, message)
+            else:  # a message type this projection does not know yet: only its position counts
+                offsets.setdefault(batch_id, {})[position.partition] = position.offset
+                continue
+            offsets.setdefault(batch_id, {})[position.partition] = position.offset
+            if batch.status != was:
+                feed.setdefault(batch_id, []).append(
+                    FeedItem(f"batch.{batch.status.value}", {**counts_data(batch), "at": at})
+                )
+                notices.extend(batch_notices(was, batch, at))
+            batches[batch_id] = batch
+
+        changes = Changes()
+        for batch_id, batch in batches.items():
+            moved = offsets.get(batch_id)
+            if moved is None and batch == before[batch_id]:
+                continue
+            if batch.counts != before[batch_id].counts or batch.status != before[batch_id].status:
+                feed.setdefault(batch_id, []).append(progress_item(batch))
+            items = feed.get(batch_id, [])
+            if items:
+                batch = await self._append_feed(batch, items, changes)
+            if moved:
+                batch = replace(batch, offsets={**batch.offsets, **moved})
+            batches[batch_id] = batch
+            changes.batches.append(batch)
+        changes.outbox.extend(await self._address(notices, batches))
+        for contact_id in dirty_calls:
+            view = calls[contact_id]
+            assert view is not None
+            (changes.changed_calls if contact_id in stored else changes.new_calls).append(view)
+
+        await self._store.save(changes)
+        self._remember(changes)
+        return ChunkSummary(
+            records=len(records),
+            batches_written=len(changes.batches),
+            calls_inserted=len(changes.new_calls),
+            calls_replaced=len(changes.changed_calls),
+            feed_entries=sum(len(items) for items in feed.values()),
+            outbox_items=len(changes.outbox),
+        )
+
+    async def _append_feed(self, batch: BatchView, items: list[FeedItem], changes: Changes) -> BatchView:
+        page = await self._open_page(batch)
+        seq = batch.feed_seq
+        for item in items:
+            seq += 1
+            number = (seq - 1) // FEED_PAGE
+            if number != page.number:
+                changes.feed_pages.append(page)
+                page = FeedPage(batch.batch_id, batch.workspace_id, number)
+            page.entries.append(FeedEntry(seq, item.kind, item.data))
+        changes.feed_pages.append(page)
+        return replace(batch, feed_seq=seq)
+
+    async def _address(self, notices: list[Notice], batches: dict[str, BatchView]) -> list[OutboxItem]:
+        """Each notice once per endpoint that wants it; old notices (a replay of history) are not sent."""
+        if not notices:
+            return []
+        oldest = self._now_ms() - self._notice_max_age_ms
+        items: dict[str, OutboxItem] = {}
+        routes: dict[str, Sequence[Endpoint]] = {}
+        for notice in notices:
+            if notice.created_at < oldest:
+                continue
+            if notice.workspace_id not in routes:
+                routes[notice.workspace_id] = await self._routes.endpoints(notice.workspace_id)
+            targets = list(routes[notice.workspace_id])
+            batch = batches.get(notice.batch_id)
+            if batch is not None and batch.accepted is not None and batch.accepted.webhook_url:
+                targets.append(
+                    Endpoint(
+                        batch.batch_id,
+                        batch.workspace_id,
+                        batch.accepted.webhook_url,
+                        frozenset(WEBHOOK_EVENTS),
+                    )
+                )
+            body = json.dumps(notice.payload(), separators=(",", ":"), sort_keys=True)
+            for endpoint in targets:
+                if notice.event not in endpoint.events:
+                    continue
+                item_id = f"{endpoint.endpoint_id}:{notice.notice_id}"
+                items[item_id] = OutboxItem(
+                    item_id=item_id,
+                    endpoint_id=endpoint.endpoint_id,
+                    workspace_id=notice.workspace_id,
+                    url=endpoint.url,
+                    notice_id=notice.notice_id,
+                    event=notice.event,
+                    created_at=notice.created_at,
+                    body=body,
+                )
+        return list(items.values())
+
+    def _remember(self, changes: Changes) -> None:
+        for batch in changes.batches:
+            self._batches[batch.batch_id] = batch
+            self._batches.move_to_end(batch.batch_id)
+        for page in changes.feed_pages:
+            self._pages[page.batch_id] = page
+            self._pages.move_to_end(page.batch_id)
+        for view in (*changes.new_calls, *changes.changed_calls):
+            self._calls[view.contact_id] = view
+            self._calls.move_to_end(view.contact_id)
+            written = self._written.get(view.batch_id)
+            row = row_number_of(view.contact_id)
+            if written is not None and row is not None and row < _MAX_TRACKED_ROW:
+                written.add(row)
+        _trim(self._calls, self._cache_size)
+        _trim(self._batches, self._batch_cache_size)
+        _trim(self._pages, self._batch_cache_size)
+
+
+__all__ = ["ChunkSummary", "Projector"]

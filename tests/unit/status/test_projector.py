@@ -1,0 +1,200 @@
+"""The projector over in-memory read models: order tolerance, duplicates, crash recovery, no drift."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared.events import BatchCancelled, BatchCompleted
+from shared.outcomes import BatchStatus
+from status.domain.batches import BatchView, Counts
+from status.domain.clock import epoch_ms
+from status.domain.notifications import WEBHOOK_EVENTS
+from status.handlers import Projector
+from status.ports import Endpoint, Record
+from tests.unit.status.fakes import Crash, MemoryReadModels, StaticRoutes
+from tests.unit.status.scenarios import T0, History, chunks, history, interleave
+
+pytestmark = pytest.mark.unit
+
+NOW = epoch_ms(T0) + 3_600_000
+ENDPOINT = Endpoint("wh_1", "ws_1", "http://127.0.0.1:9/hook", frozenset(WEBHOOK_EVENTS))
+
+
+def _projector(store: MemoryReadModels, cache_size: int = 50_000) -> Projector:
+    return Projector(store, StaticRoutes([ENDPOINT]), now_ms=lambda: NOW, cache_size=cache_size)
+
+
+def _public(batch: BatchView) -> BatchView:
+    """The batch document without the feed's bookkeeping, which depends on how events were chunked."""
+    return replace(batch, feed_seq=0)
+
+
+async def _project_all(
+    store: MemoryReadModels, records: list[Record], rng: random.Random, cache: int
+) -> None:
+    projector = _projector(store, cache)
+    for chunk in chunks(records, rng):
+        await projector.project(chunk)
+
+
+async def _reference(h: History) -> MemoryReadModels:
+    store = MemoryReadModels()
+    await _projector(store).project(h.records())
+    return store
+
+
+def _final_counts(h: History) -> BatchCompleted | BatchCancelled:
+    last = h.messages[-1]
+    assert isinstance(last, BatchCompleted | BatchCancelled)
+    return last
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 100_000),
+    order_seed=st.integers(0, 2**32),
+    cancel=st.booleans(),
+    cache=st.sampled_from([0, 3, 50_000]),
+)
+async def test_any_consumption_order_and_chunking_gives_the_same_documents(
+    seed: int, order_seed: int, cancel: bool, cache: int
+) -> None:
+    order = random.Random(order_seed)
+    h = history(seed, rows=10, cancel=cancel)
+    expected = await _reference(h)
+    store = MemoryReadModels()
+    await _project_all(store, interleave(h.records(), order), order, cache)
+    assert store.calls == expected.calls
+    assert {k: _public(v) for k, v in store.batches.items()} == {
+        k: _public(v) for k, v in expected.batches.items()
+    }
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 100_000), cancel=st.booleans())
+async def test_counts_add_up_and_match_the_dispatchers_final_counts(seed: int, cancel: bool) -> None:
+    h = history(seed, rows=12, cancel=cancel)
+    store = await _reference(h)
+    batch = store.batches[h.batch_id]
+    final = _final_counts(h).counts
+    shown = batch.shown_counts
+    assert shown == Counts(
+        waiting=0,
+        active=0,
+        completed=final.completed,
+        failed=final.failed,
+        cancelled=final.cancelled,
+        skipped=final.skipped,
+    )
+    assert shown.seen == batch.total == h.rows
+    assert batch.is_complete
+    assert batch.status is (
+        BatchStatus.CANCELLED
+        if cancel
+        else BatchStatus.FAILED
+        if final.completed == 0 and final.failed
+        else BatchStatus.COMPLETED
+    )
+    # Billing is the sum over the calls' billable attempts.
+    billable = [a for c in store.calls.values() for a in c.billable_attempts]
+    assert batch.billable_attempts == len(billable)
+    assert batch.billable_ms == sum(a.ending.duration_ms for a in billable if a.ending)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 100_000), order_seed=st.integers(0, 2**32))
+async def test_redelivery_and_replay_change_nothing(seed: int, order_seed: int) -> None:
+    order = random.Random(order_seed)
+    h = history(seed, rows=8)
+    store = await _reference(h)
+    calls, batches, outbox = dict(store.calls), dict(store.batches), dict(store.outbox)
+    projector = _projector(store)
+    records = h.records()
+    # A replay of everything (a consumer that lost its offsets), then a random redelivered tail.
+    await projector.project(records)
+    await projector.project(records[order.randrange(len(records)) :])
+    assert store.calls == calls
+    assert store.batches == batches
+    assert store.outbox == outbox
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 100_000), order_seed=st.integers(0, 2**32), cache=st.sampled_from([0, 50_000]))
+async def test_a_crash_part_way_through_a_write_is_repaired_by_redelivery(
+    seed: int, order_seed: int, cache: int
+) -> None:
+    order = random.Random(order_seed)
+    h = history(seed, rows=8, cancel=order.random() < 0.3)
+    expected = await _reference(h)
+    store = MemoryReadModels()
+    projector = _projector(store, cache)
+    pending = chunks(interleave(h.records(), order), order)
+    crashes = 0
+    while pending:
+        chunk = pending[0]
+        if order.random() < 0.3:
+            store.crash_after = order.randrange(6)
+        try:
+            await projector.project(chunk)
+        except Crash:
+            crashes += 1
+            projector = _projector(store, cache)  # a new process: nothing in memory
+            continue  # nothing was committed: the same chunk comes again
+        store.crash_after = None
+        pending.pop(0)
+    assert store.calls == expected.calls
+    assert {k: _public(v) for k, v in store.batches.items()} == {
+        k: _public(v) for k, v in expected.batches.items()
+    }
+
+
+async def test_a_new_batch_is_projected_without_reading_call_documents() -> None:
+    h = history(7, rows=30)
+    store = MemoryReadModels()
+    projector = _projector(store)
+    for chunk in chunks(h.records(), random.Random(1), largest=20):
+        await projector.project(chunk)
+    assert store.reads == 0
+
+
+async def test_webhooks_are_queued_once_per_endpoint_with_deterministic_ids() -> None:
+    h = history(11, rows=6, webhook_url="http://127.0.0.1:9/batch-hook")
+    store = await _reference(h)
+    events = sorted(item.event for item in store.outbox.values() if item.endpoint_id == "wh_1")
+    per_batch = sorted(item.event for item in store.outbox.values() if item.endpoint_id == h.batch_id)
+    assert events == per_batch
+    assert events.count("batch.started") == 1
+    assert events.count("batch.completed") == 1
+    finished = store.batches[h.batch_id].shown_counts
+    assert events.count("call.completed") == finished.completed
+    assert events.count("call.failed") == finished.failed
+    started = sum(1 for c in store.calls.values() for a in c.attempts if a.started_at is not None)
+    assert events.count("call.started") == started
+    assert all(item.item_id == f"{item.endpoint_id}:{item.notice_id}" for item in store.outbox.values())
+
+
+async def test_history_older_than_the_notice_age_is_not_sent_again() -> None:
+    h = history(12, rows=4)
+    store = MemoryReadModels()
+    late = Projector(store, StaticRoutes([ENDPOINT]), now_ms=lambda: NOW + 10 * 86_400_000)
+    await late.project(h.records())
+    assert store.outbox == {}
+
+
+async def test_the_live_feed_is_numbered_without_gaps_across_pages() -> None:
+    h = history(13, rows=60)
+    store = MemoryReadModels()
+    projector = _projector(store)
+    for chunk in chunks(h.records(), random.Random(2), largest=7):
+        await projector.project(chunk)
+    batch = store.batches[h.batch_id]
+    entries = [e for (_, n), page in sorted(store.pages.items()) for e in page.entries]
+    assert [e.seq for e in entries] == list(range(1, batch.feed_seq + 1))
+    assert entries[-1].kind == "progress" or entries[-1].kind.startswith("batch.")
+    kinds = {e.kind for e in entries}
+    assert {"call", "progress", "batch.processing", "batch.completed"} <= kinds or "batch.failed" in kinds
