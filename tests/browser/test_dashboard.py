@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import ROOT, Workspace, connect, screenshot
+from tests.browser.dashboard import ROOT, Workspace, connect, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -33,7 +33,7 @@ def _contacts(path: Path, numbers: list[str]) -> Path:
         writer = csv.writer(out)
         writer.writerow(["phone_number", "first_name", "clinic", "service", "appointment_date"])
         for i, number in enumerate(numbers):
-            writer.writerow([number, f"Person{i}", "Riverside Dental", "check-up", "2026-06-0{(i % 9) + 1}"])
+            writer.writerow([number, f"Person{i}", "Riverside Dental", "check-up", f"2026-06-0{(i % 9) + 1}"])
     return path
 
 

@@ -20,6 +20,7 @@ export class OutcomeChart {
   constructor(svg) {
     this.svg = svg;
     this.samples = [];
+    window.addEventListener("resize", () => this.draw());
   }
 
   reset() {
@@ -38,7 +39,10 @@ export class OutcomeChart {
 
   draw() {
     const svg = this.svg;
-    const width = 640, height = 180, left = 36, right = 10, top = 10, bottom = 22;
+    // Draw in the element's own pixel width so text is never stretched or squeezed.
+    const width = Math.max(320, Math.round(svg.clientWidth || 640));
+    const height = 180, left = 36, right = 10, top = 10, bottom = 22;
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
     svg.replaceChildren();
     const samples = this.samples;
     const maxY = Math.max(1, ...samples.map((s) => s.total || 0), ...samples.map((s) => s.completed + s.failed));
