@@ -47,15 +47,12 @@ dialer_scale() {
     done
     echo "1.0"
 }
-if stack/stack.sh status >/dev/null 2>&1; then
-    say "the stack is already up"
-    if [[ "$(dialer_scale)" != "$TIME_SCALE" ]]; then
-        say "restarting the dialer with the demo time scale $TIME_SCALE"
-        stack/stack.sh restart dialer
-    fi
-else
-    say "starting the stack (Kafka, FerretDB, gateway, ingest, dispatcher, dialer, status) ..."
-    stack/stack.sh up
+# `up` is idempotent: it starts only what is not running yet (every part: STACK_PARTS is not inherited).
+say "starting the stack (Kafka, FerretDB, gateway, ingest, dispatcher, dialer, status) if needed ..."
+env -u STACK_PARTS stack/stack.sh up
+if [[ "$(dialer_scale)" != "$TIME_SCALE" ]]; then
+    say "restarting the dialer with the demo time scale $TIME_SCALE (it was $(dialer_scale))"
+    env -u STACK_PARTS stack/stack.sh restart dialer
 fi
 
 # --- 2. the demo workspace and its key (created once, reused afterwards) ----------------------------------

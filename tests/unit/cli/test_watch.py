@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from batchcalls_cli.client import BatchCallsClient, Connection
@@ -65,3 +66,19 @@ def test_a_missing_stream_falls_back_to_polling() -> None:
 def test_an_already_finished_batch_yields_once() -> None:
     api = FakeApi(statuses=[status_body("batch_1", "completed", 1, completed=1)])
     assert follow(api) == [("completed", 1, 0)]
+
+
+def test_a_rate_limited_status_read_waits_and_retries() -> None:
+    api = FakeApi(statuses=[status_body("batch_1", "completed", 1, completed=1)])
+    limited = [
+        httpx.Response(429, headers={"retry-after": "3"}, json={"error": "rate_limited", "message": "x"})
+    ]
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return limited.pop() if limited else api.handle(request)
+
+    client = BatchCallsClient(Connection("http://api.test", KEY, WORKSPACE), httpx.MockTransport(handle))
+    slept: list[float] = []
+    follower = BatchFollower(client, "batch_1", poll_seconds=0.01, use_stream=False, sleep=slept.append)
+    assert [p.status for p in follower] == ["completed"]
+    assert slept == [3.0]
