@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PACKAGES := shared services/ingest services/dispatcher services/dialer services/status clients/batchcalls_cli
 
-.PHONY: help install up down status demo test test-unit check fmt bench-ingest bench-dispatch bench-dialer bench-status chaos
+.PHONY: help install up down status demo test test-unit k8s-validate check fmt bench-ingest bench-dispatch bench-dialer bench-status chaos
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -28,6 +28,9 @@ test: install ## unit + integration + e2e against the real stack (started and st
 
 test-unit: install ## the unit tests only: no broker, no database
 	@$(PY) -m pytest -m unit -q
+
+k8s-validate: install ## render every kustomize overlay and validate it offline (schemas, CRDs, code wiring, alerts)
+	@$(PY) -m pytest -p no:cacheprovider -q tests/unit/deploy
 
 check: install ## ruff, mypy --strict and the import contracts; changes nothing
 	@$(PY) -m ruff check .

@@ -40,3 +40,6 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+# Offline Kubernetes / alert validation tools (kustomize, promtool, CRD schemas) into .stack/cache.
+scripts/ops-tools.sh
