@@ -1,0 +1,185 @@
+"""The dispatcher's state in MongoDB / FerretDB, in its own database.
+
+FerretDB 1.24 on SQLite answers every query, even one by `_id`, by scanning the collection (its `_id` index
+is not used for lookups), so the cost of a read is the size of the collection it reads. The queue is
+therefore split into many small collections that are read whole and dropped when consumed: one per lane
+segment (`dispatch_q__<batch>__<lane>__<segment>`, one document holding up to SEGMENT_SIZE contacts) and one
+per batch and minute of due retries (`dispatch_t__<batch>__<minute>`). Inserts are cheap (a unique-index
+check), so attempts and outcomes are insert-only and their unique `_id` is the proof of "done once".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from dispatcher.domain.batch import QueuedContact
+from dispatcher.ports import Doc
+
+BATCHES = "dispatch_batches"
+FINISHED_BATCHES = "dispatch_batches_done"
+LEASES = "dispatch_leases"
+ATTEMPTS = "dispatch_attempts"
+_SEGMENT = "dispatch_q__"
+_TIMERS = "dispatch_t__"
+_OUTCOMES = "dispatch_o__"
+_DUPLICATE_KEY = 11000
+
+
+def entry_doc(c: QueuedContact) -> Doc:
+    return {
+        "c": c.contact_id,
+        "r": c.row_number,
+        "p": c.phone_number,
+        "v": c.variables,
+        "l": c.lane,
+        "n": c.attempt_number,
+        "h": list(c.previous),
+    }
+
+
+def entry_of(batch_id: str, d: Doc) -> QueuedContact:
+    return QueuedContact(
+        contact_id=d["c"],
+        batch_id=batch_id,
+        row_number=int(d["r"]),
+        phone_number=d["p"],
+        variables=dict(d.get("v") or {}),
+        lane=d.get("l", ""),
+        attempt_number=int(d.get("n", 1)),
+        previous=tuple(d.get("h") or ()),
+    )
+
+
+class MongoDispatchStore:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self._db = db
+
+    async def prepare(self) -> None:
+        # Collections are created on first insert; nothing to index beyond `_id` (see the module docstring).
+        return None
+
+    # --- batches -------------------------------------------------------------------------------------------
+
+    async def live_batches(self, partition: int) -> list[Doc]:
+        return [doc async for doc in self._db[BATCHES].find({"partition": partition})]
+
+    async def finished_batch(self, batch_id: str) -> Doc | None:
+        return await self._db[FINISHED_BATCHES].find_one({"_id": batch_id})
+
+    async def save_batches(self, docs: Sequence[Doc]) -> None:
+        for doc in docs:
+            await self._db[BATCHES].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def retire_batch(self, doc: Doc) -> None:
+        """Move a finished batch out of the live collection (which every save scans)."""
+        await self._db[FINISHED_BATCHES].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        await self._db[BATCHES].delete_one({"_id": doc["_id"]})
+        await self._db[_OUTCOMES + doc["_id"]].drop()
+
+    # --- lane segments -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _segment(batch_id: str, lane: int, segment: int) -> str:
+        return f"{_SEGMENT}{batch_id}__{lane}__{segment}"
+
+    async def append_segment(
+        self, batch_id: str, lane: int, segment: int, entries: Sequence[QueuedContact]
+    ) -> None:
+        await self._db[self._segment(batch_id, lane, segment)].update_one(
+            {"_id": "s"}, {"$push": {"e": {"$each": [entry_doc(e) for e in entries]}}}, upsert=True
+        )
+
+    async def read_segment(self, batch_id: str, lane: int, segment: int) -> list[QueuedContact]:
+        doc = await self._db[self._segment(batch_id, lane, segment)].find_one({"_id": "s"})
+        return [entry_of(batch_id, d) for d in doc["e"]] if doc else []
+
+    async def drop_segment(self, batch_id: str, lane: int, segment: int) -> None:
+        await self._db[self._segment(batch_id, lane, segment)].drop()
+
+    async def segments(self) -> dict[tuple[str, int], list[int]]:
+        found: dict[tuple[str, int], list[int]] = {}
+        for name in await self._db.list_collection_names():
+            if name.startswith(_SEGMENT):
+                batch_id, lane, segment = name[len(_SEGMENT) :].rsplit("__", 2)
+                found.setdefault((batch_id, int(lane)), []).append(int(segment))
+        return found
+
+    # --- retry timers --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _timers(batch_id: str, minute: int) -> str:
+        return f"{_TIMERS}{batch_id}__{minute}"
+
+    async def add_timers(
+        self, batch_id: str, minute: int, entries: Sequence[tuple[QueuedContact, datetime]]
+    ) -> None:
+        docs = [
+            {"_id": f"{c.contact_id}_a{c.attempt_number}", **entry_doc(c), "due": due} for c, due in entries
+        ]
+        await _insert_new(self._db[self._timers(batch_id, minute)], docs)
+
+    async def read_timers(self, batch_id: str, minute: int) -> list[tuple[QueuedContact, datetime]]:
+        cursor = self._db[self._timers(batch_id, minute)].find({})
+        return [(entry_of(batch_id, d), d["due"]) async for d in cursor]
+
+    async def drop_timers(self, batch_id: str, minute: int) -> None:
+        await self._db[self._timers(batch_id, minute)].drop()
+
+    async def timer_minutes(self) -> dict[str, set[int]]:
+        found: dict[str, set[int]] = {}
+        for name in await self._db.list_collection_names():
+            if name.startswith(_TIMERS):
+                batch_id, minute = name[len(_TIMERS) :].rsplit("__", 1)
+                found.setdefault(batch_id, set()).add(int(minute))
+        return found
+
+    # --- attempts and leases -------------------------------------------------------------------------------
+
+    async def insert_attempts(self, docs: Sequence[Doc]) -> set[str]:
+        return await _insert_new(self._db[ATTEMPTS], docs)
+
+    async def insert_leases(self, docs: Sequence[Doc]) -> set[str]:
+        return await _insert_new(self._db[LEASES], docs)
+
+    async def delete_leases(self, attempt_ids: Sequence[str]) -> None:
+        if attempt_ids:
+            # One scan for the whole list, rather than one per id.
+            await self._db[LEASES].delete_many({"_id": {"$in": list(attempt_ids)}})
+
+    async def leases(self, partition: int) -> list[Doc]:
+        return [doc async for doc in self._db[LEASES].find({"partition": partition})]
+
+    # --- outcomes ------------------------------------------------------------------------------------------
+
+    async def insert_outcomes(self, batch_id: str, docs: Sequence[Doc]) -> set[str]:
+        return await _insert_new(self._db[_OUTCOMES + batch_id], docs)
+
+    async def outcome_counts(self, batch_id: str) -> dict[str, int]:
+        pipeline: list[dict[str, Any]] = [{"$group": {"_id": "$final", "n": {"$sum": 1}}}]
+        cursor = await self._db[_OUTCOMES + batch_id].aggregate(pipeline)
+        return {str(d["_id"]): int(d["n"]) async for d in cursor}
+
+
+async def _insert_new(collection: Any, docs: Sequence[Doc]) -> set[str]:
+    """Insert in order, skipping documents whose `_id` exists; returns the ids inserted by this call."""
+    inserted: set[str] = set()
+    rest = list(docs)
+    while rest:
+        try:
+            await collection.insert_many(rest, ordered=True)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or errors[0].get("code") != _DUPLICATE_KEY:
+                raise
+            failed = int(errors[0]["index"])
+            inserted.update(str(d["_id"]) for d in rest[:failed])
+            rest = rest[failed + 1 :]
+            continue
+        inserted.update(str(d["_id"]) for d in rest)
+        break
+    return inserted

@@ -1,0 +1,892 @@
+"""The dispatcher's use cases: apply inbound events to the owned workspaces' state, and run each owned
+workspace's dispatch loop within its limits.
+
+Single writer: a workspace's state is touched only by the replica that owns its partition, and inside this
+process only under the workspace's lock (the consumer's apply step and the workspace's dispatch round take
+turns). Every effect is ordered so that a crash at any point is repaired by replaying from the last committed
+offset: inserts dedupe by deterministic `_id`, and every event id is deterministic (status dedupes by it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from dispatcher.domain.batch import SEGMENT_SIZE, Batch, BatchState, Lane, QueuedContact
+from dispatcher.domain.ids import attempt_id, event_id
+from dispatcher.domain.lease import Lease
+from dispatcher.domain.recipient_zone import lane_key
+from dispatcher.domain.retry_policy import Finish, Retry
+from dispatcher.domain.start_rate import SAFETY_MARGIN_SECONDS, StartRate, window_of
+from dispatcher.metrics import (
+    CALL_REQUESTS,
+    CONTACTS_QUEUED,
+    LEASES_EXPIRED,
+    OUTCOMES,
+    ROUND_SECONDS,
+)
+from dispatcher.ports import Clock, DispatchStore, Doc, DoNotCall, EventSink, PlanLimits
+from shared.events import (
+    BatchAccepted,
+    BatchCancelled,
+    BatchCompleted,
+    BatchCounts,
+    BatchIngested,
+    BatchPaused,
+    BatchResumed,
+    BatchStarted,
+    CallEnded,
+    CallRequested,
+    CancelBatch,
+    ContactAccepted,
+    ContactCancelled,
+    ContactFinished,
+    ContactSkipped,
+    Message,
+    PauseBatch,
+    ResumeBatch,
+    RetryScheduled,
+)
+from shared.outcomes import Outcome, SkipReason
+from shared.topics import Topic
+
+log = logging.getLogger(__name__)
+
+MAX_ROUND = 500
+"""Most call requests one round emits: bounds memory and the time a round holds the workspace lock."""
+SAVE_EVERY_SECONDS = 1.0
+"""A stale cursor after a crash only costs re-checks (attempt ids dedupe), so cursors are saved lazily."""
+COMPLETION_CHECK_SECONDS = 1.0
+IDLE_SECONDS = 1.0
+
+
+def minute_of(at: datetime) -> int:
+    return int(at.timestamp() // 60)
+
+
+@dataclass
+class Workspace:
+    """The in-memory view of one owned workspace; rebuilt from the store on take-over."""
+
+    workspace_id: str
+    partition: int
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    batches: dict[str, Batch] = field(default_factory=dict)
+    retired: dict[str, BatchState] = field(default_factory=dict)
+    leases: dict[str, Lease] = field(default_factory=dict)
+    rate: StartRate = field(default_factory=StartRate)
+    quiet_until: float = 0.0
+    """A new owner does not know its predecessor's last starts: it starts nothing for one window span."""
+    needs_quiet: bool = True
+    turn: int = 0
+    task: asyncio.Task[None] | None = None
+
+    def leases_of(self, batch_id: str) -> int:
+        return sum(1 for lease in self.leases.values() if lease.contact.batch_id == batch_id)
+
+
+@dataclass
+class Effects:
+    """What one step decided to write and publish, applied in a crash-safe order by `Dispatcher._commit`."""
+
+    outcomes: dict[str, list[Doc]] = field(default_factory=dict)
+    timers: dict[tuple[str, int], list[tuple[QueuedContact, datetime]]] = field(default_factory=dict)
+    events: list[Message] = field(default_factory=list)
+    dispatch_events: list[Message] = field(default_factory=list)
+    """Published with topic=dispatch-events (a ContactSkipped found at dial time)."""
+    ended_leases: list[str] = field(default_factory=list)
+    opted_out: list[tuple[str, str]] = field(default_factory=list)
+
+    def outcome(self, batch_id: str, contact: QueuedContact, final: str, outcome: str, attempts: int) -> None:
+        self.outcomes.setdefault(batch_id, []).append(
+            {"_id": contact.contact_id, "final": final, "outcome": outcome, "attempts": attempts}
+        )
+
+
+class Dispatcher:
+    """Owns the workspaces of the assigned partitions."""
+
+    def __init__(
+        self,
+        store: DispatchStore,
+        sink: EventSink,
+        plans: PlanLimits,
+        dnc: DoNotCall,
+        clock: Clock,
+        *,
+        on_fatal: Callable[[BaseException], None] | None = None,
+        max_round: int = MAX_ROUND,
+    ) -> None:
+        self._store = store
+        self._sink = sink
+        self._plans = plans
+        self._dnc = dnc
+        self._clock = clock
+        self._on_fatal = on_fatal
+        self._max_round = max_round
+        self._workspaces: dict[str, Workspace] = {}
+        self._partitions: set[int] = set()
+        self._stopping = False
+        self.poisoned = False
+        """Set after an unexpected error: memory may be ahead of the store, so nothing more is saved."""
+
+    # --- ownership -----------------------------------------------------------------------------------------
+
+    @property
+    def partitions(self) -> set[int]:
+        return set(self._partitions)
+
+    def workspace_ids(self) -> list[str]:
+        return list(self._workspaces)
+
+    async def take_over(self, partitions: set[int]) -> None:
+        """Load the state of newly assigned partitions and start their workspaces' loops."""
+        new = partitions - self._partitions
+        if not new:
+            return
+        segments = await self._store.segments()
+        minutes = await self._store.timer_minutes()
+        for partition in sorted(new):
+            for doc in await self._store.live_batches(partition):
+                batch = Batch.from_document(doc)
+                workspace = self._workspace(batch.workspace_id, partition)
+                batch.timer_minutes = set(minutes.get(batch.batch_id, set()))
+                for lane in batch.lanes.values():
+                    await self._restore_lane(batch, lane, segments.get((batch.batch_id, lane.index), []))
+                workspace.batches[batch.batch_id] = batch
+            for doc in await self._store.leases(partition):
+                lease = Lease.from_document(doc)
+                self._workspace(lease.workspace_id, partition).leases[lease.attempt_id] = lease
+            self._partitions.add(partition)
+        log.info("took over partitions", extra={"partitions": sorted(new)})
+
+    async def _restore_lane(self, batch: Batch, lane: Lane, stored: list[int]) -> None:
+        # The saved cursor and tail may be stale; the segments that exist are the truth.
+        existing = sorted(s for s in stored if s >= lane.cursor_segment)
+        if not existing:
+            start = max(lane.cursor_segment, lane.tail_segment) + 1
+            lane.cursor_segment, lane.cursor_pos, lane.tail_segment, lane.tail_len = start, 0, start, 0
+            return
+        if existing[0] > lane.cursor_segment:
+            lane.cursor_segment, lane.cursor_pos = existing[0], 0
+        lane.tail_segment = existing[-1]
+        tail = await self._store.read_segment(batch.batch_id, lane.index, lane.tail_segment)
+        lane.tail_len = len(tail)
+        if lane.cursor_segment == lane.tail_segment:
+            lane.load(tail)
+
+    async def release(self, partitions: set[int]) -> None:
+        """Stop the loops of revoked partitions after their current round, saving their cursors."""
+        for workspace in [w for w in self._workspaces.values() if w.partition in partitions]:
+            async with workspace.lock:
+                if workspace.task is not None:
+                    workspace.task.cancel()
+                await self._save(workspace, force=True)
+            if workspace.task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await workspace.task
+            del self._workspaces[workspace.workspace_id]
+        self._partitions -= partitions
+
+    async def stop(self) -> None:
+        self._stopping = True
+        await self.release(set(self._partitions) | {w.partition for w in self._workspaces.values()})
+
+    def _workspace(self, workspace_id: str, partition: int) -> Workspace:
+        workspace = self._workspaces.get(workspace_id)
+        if workspace is None:
+            workspace = self._workspaces[workspace_id] = Workspace(workspace_id, partition)
+        if workspace.task is None and not self._stopping:
+            workspace.task = asyncio.create_task(self._run(workspace), name=f"dispatch-{workspace_id}")
+        return workspace
+
+    def _fatal(self, exc: BaseException) -> None:
+        self.poisoned = True
+        log.critical("dispatcher state may be inconsistent; stopping", exc_info=exc)
+        if self._on_fatal is not None:
+            self._on_fatal(exc)
+
+    # --- inbound events ------------------------------------------------------------------------------------
+
+    async def apply(self, items: Sequence[tuple[int, Message]]) -> None:
+        """Apply a polled batch of messages (partition, message); returns once their effects are durable."""
+        by_workspace: dict[str, list[tuple[int, Message]]] = {}
+        for partition, message in items:
+            by_workspace.setdefault(message.workspace_id, []).append((partition, message))
+        try:
+            for workspace_id, messages in by_workspace.items():
+                workspace = self._workspace(workspace_id, messages[0][0])
+                async with workspace.lock:
+                    await self._apply_workspace(workspace, [m for _, m in messages])
+                    await self._save(workspace)
+                workspace.wake.set()
+        except Exception as exc:
+            self._fatal(exc)
+            raise
+
+    async def _apply_workspace(self, workspace: Workspace, messages: list[Message]) -> None:
+        contacts: list[ContactAccepted] = []
+        ended: list[CallEnded] = []
+        for message in messages:
+            if isinstance(message, ContactAccepted):
+                if ended:
+                    await self._apply_ended(workspace, ended)
+                    ended = []
+                contacts.append(message)
+                continue
+            if isinstance(message, CallEnded):
+                if contacts:
+                    await self._apply_contacts(workspace, contacts)
+                    contacts = []
+                ended.append(message)
+                continue
+            if contacts:
+                await self._apply_contacts(workspace, contacts)
+                contacts = []
+            if ended:
+                await self._apply_ended(workspace, ended)
+                ended = []
+            await self._apply_lifecycle(workspace, message)
+        if contacts:
+            await self._apply_contacts(workspace, contacts)
+        if ended:
+            await self._apply_ended(workspace, ended)
+
+    async def _batch(self, workspace: Workspace, batch_id: str) -> Batch | None:
+        """The live batch, or None if it finished (retired) before; unknown batches start as stubs."""
+        found = workspace.batches.get(batch_id)
+        if found is not None:
+            return found
+        if batch_id in workspace.retired:
+            return None
+        doc = await self._store.finished_batch(batch_id)
+        if doc is not None:
+            workspace.retired[batch_id] = BatchState(doc.get("state", "completed"))
+            return None
+        batch = Batch(batch_id, workspace.workspace_id, workspace.partition)
+        workspace.batches[batch_id] = batch
+        # Saved before any of its contacts, so a new owner finds the batch that owns their segments.
+        await self._store.save_batches([batch.to_document()])
+        return batch
+
+    async def _apply_lifecycle(self, workspace: Workspace, message: Message) -> None:
+        now = self._clock.now()
+        if isinstance(message, BatchAccepted):
+            batch = await self._batch(workspace, message.batch_id)
+            if batch is None or batch.known:
+                return
+            batch.known = True
+            batch.agent = message.agent
+            batch.scheduled_at = message.scheduled_at
+            batch.window_spec = message.calling_window
+            batch.retry_spec = message.retry_policy
+            batch.dry_run = message.dry_run
+            batch.total_rows = message.total_rows
+            batch.windows.clear()
+            for lane in batch.lanes.values():
+                lane.open_until = lane.closed_until = None
+            await self._save_now(batch)
+            return
+        if isinstance(message, BatchIngested):
+            batch = await self._batch(workspace, message.batch_id)
+            if batch is None:
+                return
+            batch.ingested_accepted = message.accepted
+            batch.ingested_skipped = message.skipped
+            batch.total_rows = batch.total_rows or message.total_rows
+            await self._save_now(batch)
+            return
+        effects = Effects()
+        if isinstance(message, CancelBatch):
+            batch = await self._batch(workspace, message.batch_id)
+            if batch is None or batch.state in (BatchState.CANCELLED, BatchState.COMPLETED):
+                return
+            batch.state = BatchState.CANCELLED
+            await self._save_now(batch)
+            log.info("batch cancelled", extra={"batch_id": batch.batch_id})
+        elif isinstance(message, PauseBatch):
+            batch = await self._batch(workspace, message.batch_id)
+            if batch is None or batch.state is not BatchState.ACTIVE:
+                return
+            batch.state = BatchState.PAUSED
+            await self._save_now(batch)
+            effects.events.append(
+                BatchPaused(
+                    event_id=event_id(batch.batch_id, "paused", message.event_id),
+                    occurred_at=now,
+                    workspace_id=workspace.workspace_id,
+                    correlation_id=batch.batch_id,
+                    batch_id=batch.batch_id,
+                )
+            )
+        elif isinstance(message, ResumeBatch):
+            batch = await self._batch(workspace, message.batch_id)
+            if batch is None or batch.state is not BatchState.PAUSED:
+                return
+            batch.state = BatchState.ACTIVE
+            await self._save_now(batch)
+            effects.events.append(
+                BatchResumed(
+                    event_id=event_id(batch.batch_id, "resumed", message.event_id),
+                    occurred_at=now,
+                    workspace_id=workspace.workspace_id,
+                    correlation_id=batch.batch_id,
+                    batch_id=batch.batch_id,
+                )
+            )
+        await self._commit(workspace, effects)
+
+    async def _apply_contacts(self, workspace: Workspace, messages: list[ContactAccepted]) -> None:
+        now = self._clock.now()
+        effects = Effects()
+        writes: list[tuple[Batch, Lane, int, list[QueuedContact]]] = []
+        new_lane_batches: dict[str, Batch] = {}
+        by_lane: dict[tuple[str, str], list[QueuedContact]] = {}
+        for message in messages:
+            batch = await self._batch(workspace, message.batch_id)
+            contact = QueuedContact(
+                contact_id=message.contact_id,
+                batch_id=message.batch_id,
+                row_number=message.row_number,
+                phone_number=message.phone_number,
+                variables=dict(message.variables),
+                lane=lane_key(message.phone_number),
+            )
+            if batch is None or not batch.accepts_contacts:
+                # A cancelled (or finished dry-run) batch never dials a contact that arrives late.
+                if batch is not None:
+                    effects.outcome(batch.batch_id, contact, "cancelled", "cancelled", 0)
+                effects.events.append(self._cancelled(workspace, contact, now))
+                continue
+            if contact.lane not in batch.lanes:
+                batch.lane(contact.lane)
+                new_lane_batches[batch.batch_id] = batch
+            by_lane.setdefault((batch.batch_id, contact.lane), []).append(contact)
+        if new_lane_batches:
+            # Lane index -> key must be durable before the lane's first segment exists.
+            await self._store.save_batches([b.to_document() for b in new_lane_batches.values()])
+        for (batch_id, key), entries in by_lane.items():
+            batch = workspace.batches[batch_id]
+            lane = batch.lanes[key]
+            for segment, chunk in lane.append(entries):
+                writes.append((batch, lane, segment, chunk))
+            batch.dirty = True
+        for batch, lane, segment, chunk in writes:
+            await self._store.append_segment(batch.batch_id, lane.index, segment, chunk)
+        CONTACTS_QUEUED.inc(sum(len(chunk) for *_, chunk in writes))
+        await self._commit(workspace, effects)
+
+    async def _apply_ended(self, workspace: Workspace, messages: Sequence[CallEnded]) -> None:
+        effects = Effects()
+        now = self._clock.now()
+        for message in messages:
+            lease = workspace.leases.pop(message.attempt_id, None)
+            if lease is None:
+                continue  # already applied, or its lease expired and a new attempt took over
+            self._ended(workspace, lease, message.outcome, now, effects)
+        await self._commit(workspace, effects)
+
+    def _ended(
+        self, workspace: Workspace, lease: Lease, outcome: Outcome, now: datetime, fx: Effects
+    ) -> None:
+        contact = lease.contact
+        fx.ended_leases.append(lease.attempt_id)
+        OUTCOMES.labels(outcome.value).inc()
+        batch = workspace.batches.get(contact.batch_id)
+        if batch is None:
+            return
+        decision = batch.policy().decide(outcome, [Outcome(o) for o in contact.previous])
+        if batch.dry_run and isinstance(decision, Retry):
+            decision = Finish(outcome)
+        if isinstance(decision, Retry) and batch.state is BatchState.CANCELLED:
+            fx.outcome(batch.batch_id, contact, "cancelled", outcome.value, contact.attempt_number)
+            fx.events.append(self._cancelled(workspace, contact, now))
+            return
+        if isinstance(decision, Retry):
+            due = now + timedelta(seconds=decision.wait_seconds)
+            retry = QueuedContact(
+                contact_id=contact.contact_id,
+                batch_id=contact.batch_id,
+                row_number=contact.row_number,
+                phone_number=contact.phone_number,
+                variables=contact.variables,
+                lane=contact.lane,
+                attempt_number=contact.attempt_number + 1,
+                previous=(*contact.previous, outcome.value),
+            )
+            fx.timers.setdefault((batch.batch_id, minute_of(due)), []).append((retry, due))
+            fx.events.append(
+                RetryScheduled(
+                    event_id=event_id(attempt_id(contact.contact_id, retry.attempt_number), "retry"),
+                    occurred_at=now,
+                    workspace_id=workspace.workspace_id,
+                    correlation_id=batch.batch_id,
+                    batch_id=batch.batch_id,
+                    contact_id=contact.contact_id,
+                    next_attempt_number=retry.attempt_number,
+                    due_at=due,
+                    after_outcome=outcome,
+                )
+            )
+            return
+        final = "completed" if outcome.successful else "failed"
+        fx.outcome(batch.batch_id, contact, final, outcome.value, contact.attempt_number)
+        fx.events.append(
+            ContactFinished(
+                event_id=event_id(contact.contact_id, "finished"),
+                occurred_at=now,
+                workspace_id=workspace.workspace_id,
+                correlation_id=batch.batch_id,
+                batch_id=batch.batch_id,
+                contact_id=contact.contact_id,
+                outcome=outcome,
+                attempts=contact.attempt_number,
+            )
+        )
+        if outcome is Outcome.OPTED_OUT:
+            fx.opted_out.append((workspace.workspace_id, contact.phone_number))
+
+    def _cancelled(self, workspace: Workspace, contact: QueuedContact, now: datetime) -> ContactCancelled:
+        return ContactCancelled(
+            event_id=event_id(contact.contact_id, "cancelled"),
+            occurred_at=now,
+            workspace_id=workspace.workspace_id,
+            correlation_id=contact.batch_id,
+            batch_id=contact.batch_id,
+            contact_id=contact.contact_id,
+        )
+
+    async def _commit(self, workspace: Workspace, fx: Effects) -> None:
+        """Durable facts first (outcomes, timers), then events, then the leases they free."""
+        for batch_id, docs in fx.outcomes.items():
+            await self._store.insert_outcomes(batch_id, docs)
+            for doc in docs:
+                OUTCOMES.labels(f"final_{doc['final']}").inc()
+        for (batch_id, minute), entries in fx.timers.items():
+            await self._store.add_timers(batch_id, minute, entries)
+            batch = workspace.batches.get(batch_id)
+            if batch is not None:
+                batch.timer_minutes.add(minute)
+        for workspace_id, number in fx.opted_out:
+            await self._dnc.add(workspace_id, number, "opted_out")
+        if fx.events:
+            await self._sink.publish_many(fx.events)
+        if fx.dispatch_events:
+            await self._sink.publish_many(fx.dispatch_events, topic=Topic.DISPATCH_EVENTS)
+        if fx.ended_leases:
+            await self._store.delete_leases(fx.ended_leases)
+            workspace.wake.set()
+
+    async def _save_now(self, batch: Batch) -> None:
+        batch.dirty = False
+        batch.saved_at = time.monotonic()
+        await self._store.save_batches([batch.to_document()])
+
+    async def _save(self, workspace: Workspace, *, force: bool = False) -> None:
+        if self.poisoned:
+            return
+        now = time.monotonic()
+        due = [
+            b
+            for b in workspace.batches.values()
+            if b.dirty and (force or now - b.saved_at >= SAVE_EVERY_SECONDS)
+        ]
+        for batch in due:
+            batch.dirty = False
+            batch.saved_at = now
+        if due:
+            await self._store.save_batches([b.to_document() for b in due])
+
+    # --- the dispatch loop ---------------------------------------------------------------------------------
+
+    async def _run(self, workspace: Workspace) -> None:
+        while True:
+            try:
+                async with workspace.lock:
+                    started = time.perf_counter()
+                    delay = await self._round(workspace)
+                    await self._save(workspace)
+                    ROUND_SECONDS.observe(time.perf_counter() - started)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._fatal(exc)
+                return
+            if delay > 0:
+                workspace.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(workspace.wake.wait(), timeout=min(delay, IDLE_SECONDS))
+            else:
+                await asyncio.sleep(0)
+
+    async def _round(self, workspace: Workspace) -> float:
+        """One turn: expire leases, sweep cancelled work, then start what the limits allow.
+        Returns how long to wait before the next turn (0: go again now)."""
+        now = self._clock.now()
+        t = now.timestamp()
+        await self._expire_leases(workspace, now)
+        for batch in list(workspace.batches.values()):
+            if batch.state is BatchState.CANCELLED or batch.dry_run_done:
+                await self._sweep(workspace, batch, now)
+        await self._check_completion(workspace, now)
+        cps, max_concurrent = await self._plans.limits(workspace.workspace_id)
+        if workspace.needs_quiet:
+            span, _ = window_of(cps)
+            workspace.quiet_until = t + span + SAFETY_MARGIN_SECONDS
+            workspace.needs_quiet = False
+        if t < workspace.quiet_until:
+            return workspace.quiet_until - t
+        free = max_concurrent - len(workspace.leases)
+        if free <= 0:
+            return IDLE_SECONDS  # a CallEnded or an expiry wakes us
+        allowance = min(workspace.rate.allowance(t, cps), free, self._max_round)
+        if allowance <= 0:
+            return max(0.001, workspace.rate.next_start_at(t, cps) - t)
+        picked = await self._pick(workspace, allowance, now)
+        if not picked:
+            return IDLE_SECONDS
+        await self._dispatch(workspace, picked, now, t)
+        return 0.0 if len(picked) == allowance else IDLE_SECONDS
+
+    async def _expire_leases(self, workspace: Workspace, now: datetime) -> None:
+        expired = [lease for lease in workspace.leases.values() if lease.expires_at <= now]
+        if not expired:
+            return
+        fx = Effects()
+        for lease in expired:
+            del workspace.leases[lease.attempt_id]
+            LEASES_EXPIRED.inc()
+            # No end event in time: the slot comes back and the attempt counts as our failure.
+            self._ended(workspace, lease, Outcome.SYSTEM_ERROR, now, fx)
+        await self._commit(workspace, fx)
+
+    async def _pick(self, workspace: Workspace, allowance: int, now: datetime) -> list[QueuedContact]:
+        """Up to `allowance` contacts, one batch at a time in turn (fairness between batches)."""
+        batches = [b for b in workspace.batches.values() if b.dispatchable(now)]
+        if not batches:
+            return []
+        workspace.turn = (workspace.turn + 1) % len(batches)
+        active = batches[workspace.turn :] + batches[: workspace.turn]
+        picked: list[QueuedContact] = []
+        while active and len(picked) < allowance:
+            for batch in list(active):
+                contact = await self._next_of(batch, now)
+                if contact is None:
+                    active.remove(batch)
+                    continue
+                picked.append(contact)
+                if len(picked) >= allowance:
+                    break
+        return picked
+
+    async def _next_of(self, batch: Batch, now: datetime) -> QueuedContact | None:
+        retry = await self._next_retry(batch, now)
+        if retry is not None:
+            return retry
+        if batch.dry_run:
+            if batch.fresh_dispatched > 0:
+                return None
+            first = next(iter(batch.lanes.values()), None)  # lane 0 holds the first contact that arrived
+            lanes = [first] if first is not None else []
+        else:
+            keys = list(batch.lanes.values())
+            if not keys:
+                return None
+            batch.lane_turn = (batch.lane_turn + 1) % len(keys)
+            lanes = keys[batch.lane_turn :] + keys[: batch.lane_turn]
+        for lane in lanes:
+            if lane.exhausted:
+                continue
+            if not batch.lane_open(lane.key, now, lane):
+                continue
+            contact = await self._take(batch, lane)
+            if contact is not None:
+                if batch.dry_run:
+                    batch.fresh_dispatched += 1
+                return contact
+        return None
+
+    async def _take(self, batch: Batch, lane: Lane) -> QueuedContact | None:
+        while True:
+            if lane.page is None:
+                lane.load(await self._store.read_segment(batch.batch_id, lane.index, lane.cursor_segment))
+            contact = lane.take()
+            if contact is not None:
+                batch.dirty = True
+                return contact
+            if lane.segment_consumed() and (
+                lane.cursor_segment < lane.tail_segment or lane.tail_len >= SEGMENT_SIZE
+            ):
+                done = lane.next_segment()
+                batch.dirty = True
+                if lane.cursor_segment > lane.tail_segment:
+                    lane.tail_segment, lane.tail_len = lane.cursor_segment, 0
+                await self._store.drop_segment(batch.batch_id, lane.index, done)
+                continue
+            return None
+
+    async def _next_retry(self, batch: Batch, now: datetime) -> QueuedContact | None:
+        current = minute_of(now)
+        for minute in sorted(
+            m for m in batch.timer_minutes if m <= current and m not in batch.loaded_minutes
+        ):
+            entries = await self._store.read_timers(batch.batch_id, minute)
+            batch.loaded_minutes[minute] = len(entries)
+            batch.ready.extend((entry, due, minute) for entry, due in entries)
+            if not entries:
+                await self._consumed_timer(batch, minute)
+        while True:
+            index = next((i for i, (_, due, _) in enumerate(batch.ready) if due <= now), None)
+            if index is None:
+                return None
+            entry, _, minute = batch.ready.pop(index)
+            if not batch.lane_open(entry.lane, now, batch.lanes.get(entry.lane)):
+                # Outside the window: wait in the minute bucket of its opening; never fail.
+                opens = batch.next_open(entry.lane, now)
+                await self._store.add_timers(batch.batch_id, minute_of(opens), [(entry, opens)])
+                batch.timer_minutes.add(minute_of(opens))
+                await self._taken(batch, minute)
+                continue
+            await self._taken(batch, minute)
+            return entry
+
+    async def _taken(self, batch: Batch, minute: int) -> None:
+        if minute in batch.loaded_minutes:
+            batch.loaded_minutes[minute] -= 1
+            if batch.loaded_minutes[minute] <= 0:
+                await self._consumed_timer(batch, minute)
+
+    async def _consumed_timer(self, batch: Batch, minute: int) -> None:
+        batch.loaded_minutes.pop(minute, None)
+        batch.timer_minutes.discard(minute)
+        await self._store.drop_timers(batch.batch_id, minute)
+
+    async def _dispatch(
+        self, workspace: Workspace, picked: list[QueuedContact], now: datetime, t: float
+    ) -> None:
+        fx = Effects()
+        listed = await self._dnc.listed(workspace.workspace_id, sorted({c.phone_number for c in picked}))
+        dial: list[tuple[QueuedContact, Batch]] = []
+        for contact in picked:
+            batch = workspace.batches[contact.batch_id]
+            if contact.phone_number in listed:
+                fx.outcome(
+                    batch.batch_id,
+                    contact,
+                    "skipped",
+                    SkipReason.DO_NOT_CALL.value,
+                    contact.attempt_number - 1,
+                )
+                fx.dispatch_events.append(
+                    ContactSkipped(
+                        event_id=event_id(contact.contact_id, "skipped"),
+                        occurred_at=now,
+                        workspace_id=workspace.workspace_id,
+                        correlation_id=batch.batch_id,
+                        batch_id=batch.batch_id,
+                        contact_id=contact.contact_id,
+                        row_number=contact.row_number,
+                        phone_number=contact.phone_number,
+                        reason=SkipReason.DO_NOT_CALL,
+                        detail="listed at dial time",
+                        variables=contact.variables,
+                    )
+                )
+                continue
+            dial.append((contact, batch))
+        leases: list[Lease] = []
+        for contact, batch in dial:
+            agent = batch.agent
+            assert agent is not None  # dispatchable() checked it
+            leases.append(
+                Lease(
+                    attempt_id=attempt_id(contact.contact_id, contact.attempt_number),
+                    workspace_id=workspace.workspace_id,
+                    partition=workspace.partition,
+                    contact=contact,
+                    requested_at=now,
+                    expires_at=Lease.expiry(now, agent.max_call_seconds),
+                )
+            )
+        requests: list[Message] = []
+        if leases:
+            # Lease before attempt: a crash between them leaves a lease (which expires), never a lost contact.
+            new_leases = await self._store.insert_leases([lease.to_document() for lease in leases])
+            new_attempts = await self._store.insert_attempts(
+                [
+                    {
+                        "_id": lease.attempt_id,
+                        "workspace_id": workspace.workspace_id,
+                        "batch_id": lease.contact.batch_id,
+                        "requested_at": now,
+                    }
+                    for lease in leases
+                ]
+            )
+            stale: list[str] = []
+            for lease in leases:
+                if lease.attempt_id not in new_attempts and lease.attempt_id in new_leases:
+                    stale.append(lease.attempt_id)  # dialed before a crash and already ended: not again
+                    continue
+                # New, or dialed before a crash and still open: (re)publish; the dialer's claim dedupes.
+                workspace.leases[lease.attempt_id] = lease
+                batch = workspace.batches[lease.contact.batch_id]
+                requests.append(self._request(workspace, batch, lease))
+                if not batch.started:
+                    batch.started = True
+                    batch.dirty = True
+                    fx.events.append(
+                        BatchStarted(
+                            event_id=event_id(batch.batch_id, "started"),
+                            occurred_at=now,
+                            workspace_id=workspace.workspace_id,
+                            correlation_id=batch.batch_id,
+                            batch_id=batch.batch_id,
+                        )
+                    )
+            if stale:
+                await self._store.delete_leases(stale)
+        if requests:
+            workspace.rate.record(t, len(requests))
+            await self._sink.publish_many(requests)
+            CALL_REQUESTS.labels(workspace.workspace_id).inc(len(requests))
+        await self._commit(workspace, fx)
+
+    def _request(self, workspace: Workspace, batch: Batch, lease: Lease) -> CallRequested:
+        contact = lease.contact
+        assert batch.agent is not None
+        return CallRequested(
+            event_id=event_id(lease.attempt_id, "requested"),
+            occurred_at=lease.requested_at,
+            workspace_id=workspace.workspace_id,
+            correlation_id=batch.batch_id,
+            batch_id=batch.batch_id,
+            contact_id=contact.contact_id,
+            attempt_id=lease.attempt_id,
+            attempt_number=contact.attempt_number,
+            phone_number=contact.phone_number,
+            variables=contact.variables,
+            agent=batch.agent,
+            lease_expires_at=lease.expires_at,
+        )
+
+    # --- cancel, dry run and completion --------------------------------------------------------------------
+
+    async def _sweep(self, workspace: Workspace, batch: Batch, now: datetime) -> None:
+        """Cancel waiting contacts one segment per turn (so the lock is never held long)."""
+        fx = Effects()
+        for lane in batch.lanes.values():
+            if lane.exhausted:
+                continue
+            if lane.page is None:
+                lane.load(await self._store.read_segment(batch.batch_id, lane.index, lane.cursor_segment))
+            page = lane.page or []
+            for contact in page:
+                fx.outcome(batch.batch_id, contact, "cancelled", "cancelled", contact.attempt_number - 1)
+                fx.events.append(self._cancelled(workspace, contact, now))
+            lane.cursor_pos += len(page)
+            lane.page = []
+            batch.dirty = True
+            await self._commit(workspace, fx)
+            if lane.segment_consumed() and (
+                lane.cursor_segment < lane.tail_segment or lane.tail_len >= SEGMENT_SIZE
+            ):
+                done = lane.next_segment()
+                if lane.cursor_segment > lane.tail_segment:
+                    lane.tail_segment, lane.tail_len = lane.cursor_segment, 0
+                await self._store.drop_segment(batch.batch_id, lane.index, done)
+            return
+        if batch.state is not BatchState.CANCELLED:
+            return  # a finished dry run keeps its (single) retry-free attempt; nothing else to sweep
+        for minute in sorted(batch.timer_minutes):
+            if minute not in batch.loaded_minutes:
+                entries = await self._store.read_timers(batch.batch_id, minute)
+                batch.ready.extend((entry, due, minute) for entry, due in entries)
+            batch.loaded_minutes.pop(minute, None)
+        for entry, _, _ in batch.ready:
+            if attempt_id(entry.contact_id, entry.attempt_number) in workspace.leases:
+                continue
+            fx.outcome(batch.batch_id, entry, "cancelled", "cancelled", entry.attempt_number - 1)
+            fx.events.append(self._cancelled(workspace, entry, now))
+        batch.ready.clear()
+        await self._commit(workspace, fx)
+        for minute in sorted(batch.timer_minutes):
+            await self._store.drop_timers(batch.batch_id, minute)
+        batch.timer_minutes.clear()
+        if not batch.cancel_swept:
+            batch.cancel_swept = True
+            counts = await self._counts(batch)
+            await self._sink.publish_many(
+                [
+                    BatchCancelled(
+                        event_id=event_id(batch.batch_id, "cancelled"),
+                        occurred_at=now,
+                        workspace_id=workspace.workspace_id,
+                        correlation_id=batch.batch_id,
+                        batch_id=batch.batch_id,
+                        counts=counts,
+                    )
+                ]
+            )
+            await self._save_now(batch)
+
+    async def _counts(self, batch: Batch) -> BatchCounts:
+        counts = await self._store.outcome_counts(batch.batch_id)
+        return BatchCounts(
+            total=batch.total_rows,
+            completed=counts.get("completed", 0),
+            failed=counts.get("failed", 0),
+            cancelled=counts.get("cancelled", 0),
+            skipped=batch.ingested_skipped + counts.get("skipped", 0),
+        )
+
+    async def _check_completion(self, workspace: Workspace, now: datetime) -> None:
+        clock = time.monotonic()
+        for batch in list(workspace.batches.values()):
+            if not batch.known or batch.ingested_accepted is None or not batch.queue_drained():
+                continue
+            if workspace.leases_of(batch.batch_id):
+                continue
+            if batch.state is BatchState.CANCELLED:
+                if batch.cancel_swept:
+                    await self._retire(workspace, batch)
+                continue
+            if clock - batch.checked_at < COMPLETION_CHECK_SECONDS:
+                continue
+            batch.checked_at = clock
+            counts = await self._counts(batch)
+            terminal = (
+                counts.completed
+                + counts.failed
+                + counts.cancelled
+                + (counts.skipped - batch.ingested_skipped)
+            )
+            if terminal < batch.ingested_accepted:
+                continue  # contacts still on their way
+            await self._sink.publish_many(
+                [
+                    BatchCompleted(
+                        event_id=event_id(batch.batch_id, "completed"),
+                        occurred_at=now,
+                        workspace_id=workspace.workspace_id,
+                        correlation_id=batch.batch_id,
+                        batch_id=batch.batch_id,
+                        counts=counts,
+                    )
+                ]
+            )
+            batch.state = BatchState.COMPLETED
+            await self._retire(workspace, batch)
+            log.info("batch completed", extra={"batch_id": batch.batch_id})
+
+    async def _retire(self, workspace: Workspace, batch: Batch) -> None:
+        doc = batch.to_document()
+        await self._store.retire_batch(doc)
+        workspace.retired[batch.batch_id] = batch.state
+        del workspace.batches[batch.batch_id]
