@@ -84,6 +84,7 @@ class Workspace:
     quiet_until: float = 0.0
     """A new owner does not know its predecessor's last starts: it starts nothing for one window span."""
     needs_quiet: bool = True
+    owned_since: float = 0.0
     turn: int = 0
     task: asyncio.Task[None] | None = None
 
@@ -122,6 +123,7 @@ class Dispatcher:
         *,
         on_fatal: Callable[[BaseException], None] | None = None,
         max_round: int = MAX_ROUND,
+        autostart: bool = True,
     ) -> None:
         self._store = store
         self._sink = sink
@@ -130,6 +132,7 @@ class Dispatcher:
         self._clock = clock
         self._on_fatal = on_fatal
         self._max_round = max_round
+        self._autostart = autostart
         self._workspaces: dict[str, Workspace] = {}
         self._partitions: set[int] = set()
         self._stopping = False
@@ -201,8 +204,10 @@ class Dispatcher:
     def _workspace(self, workspace_id: str, partition: int) -> Workspace:
         workspace = self._workspaces.get(workspace_id)
         if workspace is None:
-            workspace = self._workspaces[workspace_id] = Workspace(workspace_id, partition)
-        if workspace.task is None and not self._stopping:
+            workspace = self._workspaces[workspace_id] = Workspace(
+                workspace_id, partition, owned_since=self._clock.now().timestamp()
+            )
+        if workspace.task is None and self._autostart and not self._stopping:
             workspace.task = asyncio.create_task(self._run(workspace), name=f"dispatch-{workspace_id}")
         return workspace
 
@@ -505,6 +510,14 @@ class Dispatcher:
 
     # --- the dispatch loop ---------------------------------------------------------------------------------
 
+    async def step(self, workspace_id: str) -> float:
+        """Run one round of one workspace now (tests drive the loop with this and `autostart=False`)."""
+        workspace = self._workspaces[workspace_id]
+        async with workspace.lock:
+            delay = await self._round(workspace)
+            await self._save(workspace)
+        return delay
+
     async def _run(self, workspace: Workspace) -> None:
         while True:
             try:
@@ -538,7 +551,7 @@ class Dispatcher:
         cps, max_concurrent = await self._plans.limits(workspace.workspace_id)
         if workspace.needs_quiet:
             span, _ = window_of(cps)
-            workspace.quiet_until = t + span + SAFETY_MARGIN_SECONDS
+            workspace.quiet_until = workspace.owned_since + span + SAFETY_MARGIN_SECONDS
             workspace.needs_quiet = False
         if t < workspace.quiet_until:
             return workspace.quiet_until - t
@@ -569,20 +582,20 @@ class Dispatcher:
     async def _pick(self, workspace: Workspace, allowance: int, now: datetime) -> list[QueuedContact]:
         """Up to `allowance` contacts, one batch at a time in turn (fairness between batches)."""
         batches = [b for b in workspace.batches.values() if b.dispatchable(now)]
-        if not batches:
-            return []
-        workspace.turn = (workspace.turn + 1) % len(batches)
-        active = batches[workspace.turn :] + batches[: workspace.turn]
         picked: list[QueuedContact] = []
-        while active and len(picked) < allowance:
-            for batch in list(active):
-                contact = await self._next_of(batch, now)
-                if contact is None:
-                    active.remove(batch)
-                    continue
-                picked.append(contact)
-                if len(picked) >= allowance:
-                    break
+        empty: set[str] = set()
+        while batches and len(picked) < allowance and len(empty) < len(batches):
+            # True round robin: the turn moves past the batch just served, so an empty batch takes none.
+            index = workspace.turn % len(batches)
+            batch = batches[index]
+            workspace.turn = index + 1
+            if batch.batch_id in empty:
+                continue
+            contact = await self._next_of(batch, now)
+            if contact is None:
+                empty.add(batch.batch_id)
+                continue
+            picked.append(contact)
         return picked
 
     async def _next_of(self, batch: Batch, now: datetime) -> QueuedContact | None:
@@ -847,7 +860,7 @@ class Dispatcher:
         )
 
     async def _check_completion(self, workspace: Workspace, now: datetime) -> None:
-        clock = time.monotonic()
+        clock = now.timestamp()
         for batch in list(workspace.batches.values()):
             if not batch.known or batch.ingested_accepted is None or not batch.queue_drained():
                 continue

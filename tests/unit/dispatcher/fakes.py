@@ -1,0 +1,151 @@
+"""In-memory doubles of the dispatcher's ports, with the same duplicate semantics as the Mongo store."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from dispatcher.domain.batch import QueuedContact
+from dispatcher.ports import Doc
+from shared.events import Message
+from shared.topics import Topic
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.batches: dict[str, Doc] = {}
+        self.finished: dict[str, Doc] = {}
+        self.segments_: dict[tuple[str, int, int], list[QueuedContact]] = {}
+        self.timers: dict[tuple[str, int], dict[str, tuple[QueuedContact, datetime]]] = {}
+        self.attempts: dict[str, Doc] = {}
+        self.leases_: dict[str, Doc] = {}
+        self.outcomes: dict[str, dict[str, Doc]] = {}
+
+    async def prepare(self) -> None:
+        return None
+
+    async def live_batches(self, partition: int) -> list[Doc]:
+        return [copy.deepcopy(d) for d in self.batches.values() if d["partition"] == partition]
+
+    async def finished_batch(self, batch_id: str) -> Doc | None:
+        return self.finished.get(batch_id)
+
+    async def save_batches(self, docs: Sequence[Doc]) -> None:
+        for doc in docs:
+            self.batches[doc["_id"]] = copy.deepcopy(doc)
+
+    async def retire_batch(self, doc: Doc) -> None:
+        self.finished[doc["_id"]] = copy.deepcopy(doc)
+        self.batches.pop(doc["_id"], None)
+
+    async def append_segment(
+        self, batch_id: str, lane: int, segment: int, entries: Sequence[QueuedContact]
+    ) -> None:
+        self.segments_.setdefault((batch_id, lane, segment), []).extend(entries)
+
+    async def read_segment(self, batch_id: str, lane: int, segment: int) -> list[QueuedContact]:
+        return list(self.segments_.get((batch_id, lane, segment), []))
+
+    async def drop_segment(self, batch_id: str, lane: int, segment: int) -> None:
+        self.segments_.pop((batch_id, lane, segment), None)
+
+    async def segments(self) -> dict[tuple[str, int], list[int]]:
+        found: dict[tuple[str, int], list[int]] = {}
+        for b, lane, s in self.segments_:
+            found.setdefault((b, lane), []).append(s)
+        return found
+
+    async def add_timers(
+        self, batch_id: str, minute: int, entries: Sequence[tuple[QueuedContact, datetime]]
+    ) -> None:
+        bucket = self.timers.setdefault((batch_id, minute), {})
+        for c, due in entries:
+            bucket.setdefault(f"{c.contact_id}_a{c.attempt_number}", (c, due))
+
+    async def read_timers(self, batch_id: str, minute: int) -> list[tuple[QueuedContact, datetime]]:
+        return list(self.timers.get((batch_id, minute), {}).values())
+
+    async def drop_timers(self, batch_id: str, minute: int) -> None:
+        self.timers.pop((batch_id, minute), None)
+
+    async def timer_minutes(self) -> dict[str, set[int]]:
+        found: dict[str, set[int]] = {}
+        for b, m in self.timers:
+            found.setdefault(b, set()).add(m)
+        return found
+
+    @staticmethod
+    def _insert(table: dict[str, Doc], docs: Sequence[Doc]) -> set[str]:
+        new = set()
+        for doc in docs:
+            if doc["_id"] not in table:
+                table[doc["_id"]] = copy.deepcopy(doc)
+                new.add(doc["_id"])
+        return new
+
+    async def insert_attempts(self, docs: Sequence[Doc]) -> set[str]:
+        return self._insert(self.attempts, docs)
+
+    async def insert_leases(self, docs: Sequence[Doc]) -> set[str]:
+        return self._insert(self.leases_, docs)
+
+    async def delete_leases(self, attempt_ids: Sequence[str]) -> None:
+        for a in attempt_ids:
+            self.leases_.pop(a, None)
+
+    async def leases(self, partition: int) -> list[Doc]:
+        return [copy.deepcopy(d) for d in self.leases_.values() if d["partition"] == partition]
+
+    async def insert_outcomes(self, batch_id: str, docs: Sequence[Doc]) -> set[str]:
+        return self._insert(self.outcomes.setdefault(batch_id, {}), docs)
+
+    async def outcome_counts(self, batch_id: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for doc in self.outcomes.get(batch_id, {}).values():
+            counts[doc["final"]] = counts.get(doc["final"], 0) + 1
+        return counts
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.messages: list[tuple[Message, Topic | None]] = []
+
+    async def publish_many(self, messages: Iterable[Message], *, topic: Topic | None = None) -> int:
+        items = list(messages)
+        self.messages.extend((m, topic) for m in items)
+        return len(items)
+
+    def of(self, kind: type[Message]) -> list[Message]:
+        return [m for m, _ in self.messages if isinstance(m, kind)]
+
+
+class Plans:
+    def __init__(self, cps: float = 1000.0, concurrent: int = 1000) -> None:
+        self.cps, self.concurrent = cps, concurrent
+
+    async def limits(self, workspace_id: str) -> tuple[float, int]:
+        return self.cps, self.concurrent
+
+
+class Dnc:
+    def __init__(self) -> None:
+        self.numbers: set[tuple[str, str]] = set()
+
+    async def listed(self, workspace_id: str, phone_numbers: Sequence[str]) -> set[str]:
+        return {n for n in phone_numbers if (workspace_id, n) in self.numbers}
+
+    async def add(self, workspace_id: str, phone_number: str, source: str) -> None:
+        self.numbers.add((workspace_id, phone_number))
+
+
+class Clock:
+    def __init__(self, at: datetime | None = None) -> None:
+        # A Monday at 15:00 UTC: 10:00 in New York, inside the default window.
+        self.at = at or datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)

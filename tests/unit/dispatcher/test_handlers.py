@@ -1,0 +1,356 @@
+"""The dispatcher's use cases over in-memory ports: ordering, limits, retries, cancel, pause, DNC, dry run,
+completion, lease expiry and take-over after a crash."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dispatcher.domain.batch import SEGMENT_SIZE
+from dispatcher.handlers import Dispatcher
+from shared.events import (
+    AgentSnapshot,
+    BatchAccepted,
+    BatchCancelled,
+    BatchCompleted,
+    BatchIngested,
+    BatchPaused,
+    BatchResumed,
+    BatchStarted,
+    CallEnded,
+    CallingWindowSpec,
+    CallRequested,
+    CancelBatch,
+    ContactAccepted,
+    ContactCancelled,
+    ContactFinished,
+    ContactSkipped,
+    Message,
+    PauseBatch,
+    ResumeBatch,
+    RetryPolicySpec,
+    RetryScheduled,
+)
+from shared.outcomes import Outcome
+from tests.unit.dispatcher.fakes import Clock, Dnc, MemoryStore, Plans, Sink
+
+pytestmark = pytest.mark.unit
+
+WS = "ws_a"
+AGENT = AgentSnapshot(
+    agent_id="agent_1", name="A", prompt_template="Hi {first_name}", variables=("first_name",)
+)
+
+
+class World:
+    def __init__(
+        self, *, cps: float = 1000, concurrent: int = 1000, store: MemoryStore | None = None
+    ) -> None:
+        self.store = store or MemoryStore()
+        self.sink = Sink()
+        self.plans = Plans(cps, concurrent)
+        self.dnc = Dnc()
+        self.clock = Clock()
+        self.dispatcher = self.new_dispatcher()
+
+    def new_dispatcher(self) -> Dispatcher:
+        return Dispatcher(self.store, self.sink, self.plans, self.dnc, self.clock, autostart=False)
+
+    def envelope(self, batch_id: str) -> dict[str, object]:
+        return {"occurred_at": self.clock.now(), "workspace_id": WS, "correlation_id": batch_id}
+
+    def accepted(self, batch_id: str, total: int, **extra: object) -> BatchAccepted:
+        return BatchAccepted(
+            **self.envelope(batch_id),
+            batch_id=batch_id,
+            total_rows=total,
+            agent=AGENT,
+            created_at=self.clock.now(),
+            **extra,  # type: ignore[arg-type]
+        )
+
+    def contacts(self, batch_id: str, rows: range, number: str = "+1212555{:04d}") -> list[Message]:
+        return [
+            ContactAccepted(
+                **self.envelope(batch_id),
+                batch_id=batch_id,
+                contact_id=f"{batch_id}_r{r}",
+                row_number=r,
+                phone_number=number.format(r),
+                variables={"first_name": f"n{r}"},  # type: ignore[arg-type]
+            )
+            for r in rows
+        ]
+
+    def ingested(self, batch_id: str, accepted: int, skipped: int = 0) -> BatchIngested:
+        return BatchIngested(
+            **self.envelope(batch_id),
+            batch_id=batch_id,
+            total_rows=accepted + skipped,  # type: ignore[arg-type]
+            accepted=accepted,
+            skipped=skipped,
+        )
+
+    def ended(self, request: CallRequested, outcome: Outcome) -> CallEnded:
+        return CallEnded(
+            **self.envelope(request.batch_id),
+            batch_id=request.batch_id,
+            contact_id=request.contact_id,  # type: ignore[arg-type]
+            attempt_id=request.attempt_id,
+            attempt_number=request.attempt_number,
+            outcome=outcome,
+            started_at=self.clock.now(),
+            duration_seconds=1.0,
+            billable=outcome.billable,
+            provider="test",
+        )
+
+    async def apply(self, *messages: Message) -> None:
+        await self.dispatcher.apply([(0, m) for m in messages])
+
+    async def rounds(self, n: int = 1, advance: float = 0.0) -> None:
+        for _ in range(n):
+            await self.dispatcher.step(WS)
+            if advance:
+                self.clock.advance(advance)
+
+    def requests(self) -> list[CallRequested]:
+        return [m for m in self.sink.of(CallRequested) if isinstance(m, CallRequested)]
+
+    async def start(self) -> None:
+        await self.dispatcher.take_over({0})
+        await self.apply(self.accepted("batch_x", 0))  # creates the workspace
+        self.clock.advance(2)  # past the new owner's quiet second
+
+
+async def test_contacts_before_their_batch_wait_then_dial_in_order() -> None:
+    w = World()
+    await w.dispatcher.take_over({0})
+    await w.apply(*w.contacts("batch_a", range(1, 4)))
+    w.clock.advance(2)
+    await w.rounds(2)
+    assert w.requests() == []
+    await w.apply(w.accepted("batch_a", 3))
+    await w.rounds(1)
+    assert [r.contact_id for r in w.requests()] == ["batch_a_r1", "batch_a_r2", "batch_a_r3"]
+    assert [r.attempt_id for r in w.requests()] == ["batch_a_r1_a1", "batch_a_r2_a1", "batch_a_r3_a1"]
+    assert len(w.sink.of(BatchStarted)) == 1
+
+
+async def test_concurrency_slots_and_their_release() -> None:
+    w = World(cps=100, concurrent=2)
+    await w.start()
+    await w.apply(w.accepted("batch_a", 5), *w.contacts("batch_a", range(1, 6)))
+    await w.rounds(3, advance=1)
+    assert len(w.requests()) == 2
+    await w.apply(w.ended(w.requests()[0], Outcome.COMPLETED))
+    await w.rounds(1)
+    assert len(w.requests()) == 3
+
+
+async def test_calls_per_second_never_exceeded() -> None:
+    w = World(cps=3, concurrent=100)
+    await w.start()
+    await w.apply(w.accepted("batch_a", 30), *w.contacts("batch_a", range(1, 31)))
+    for _ in range(200):
+        await w.rounds(1, advance=0.05)
+    times = sorted(r.occurred_at.timestamp() for r in w.requests())
+    assert len(times) >= 25
+    for i, t in enumerate(times):
+        assert sum(1 for u in times[i:] if u - t <= 1.0) <= 3
+
+
+async def test_retry_ladder_then_finish_with_new_attempt_ids() -> None:
+    w = World()
+    await w.start()
+    await w.apply(
+        w.accepted("batch_a", 1, retry_policy=RetryPolicySpec(max_attempts=2, gaps_seconds=(60,))),
+        *w.contacts("batch_a", range(1, 2)),
+        w.ingested("batch_a", 1),
+    )
+    await w.rounds(1)
+    await w.apply(w.ended(w.requests()[0], Outcome.BUSY))
+    retry = w.sink.of(RetryScheduled)
+    assert len(retry) == 1
+    await w.rounds(1)
+    assert len(w.requests()) == 1  # not due yet
+    w.clock.advance(61)
+    await w.rounds(1)
+    assert [r.attempt_id for r in w.requests()] == ["batch_a_r1_a1", "batch_a_r1_a2"]
+    await w.apply(w.ended(w.requests()[1], Outcome.NO_ANSWER))
+    finished = w.sink.of(ContactFinished)
+    assert len(finished) == 1 and finished[0].attempts == 2  # type: ignore[attr-defined]
+    w.clock.advance(2)
+    await w.rounds(1)
+    completed = w.sink.of(BatchCompleted)
+    assert len(completed) == 1
+    assert completed[0].counts.failed == 1  # type: ignore[attr-defined]
+
+
+async def test_do_not_call_is_checked_at_dial_time() -> None:
+    w = World()
+    await w.start()
+    await w.apply(w.accepted("batch_a", 2), *w.contacts("batch_a", range(1, 3)), w.ingested("batch_a", 2))
+    w.dnc.numbers.add((WS, "+12125550002"))
+    await w.rounds(1)
+    assert [r.contact_id for r in w.requests()] == ["batch_a_r1"]
+    skipped = [m for m, topic in w.sink.messages if isinstance(m, ContactSkipped)]
+    assert [s.contact_id for s in skipped] == ["batch_a_r2"]  # type: ignore[attr-defined]
+
+
+async def test_opted_out_adds_the_number_to_the_list() -> None:
+    w = World()
+    await w.start()
+    await w.apply(w.accepted("batch_a", 1), *w.contacts("batch_a", range(1, 2)))
+    await w.rounds(1)
+    await w.apply(w.ended(w.requests()[0], Outcome.OPTED_OUT))
+    assert (WS, "+12125550001") in w.dnc.numbers
+
+
+async def test_cancel_drops_waiting_contacts_and_lets_active_calls_finish() -> None:
+    w = World(cps=100, concurrent=2)
+    await w.start()
+    await w.apply(w.accepted("batch_a", 10), *w.contacts("batch_a", range(1, 11)), w.ingested("batch_a", 10))
+    await w.rounds(1)
+    assert len(w.requests()) == 2
+    await w.apply(CancelBatch(**w.envelope("batch_a"), batch_id="batch_a", requested_at=w.clock.now()))  # type: ignore[arg-type]
+    await w.rounds(3, advance=1)
+    assert len(w.requests()) == 2
+    assert len(w.sink.of(ContactCancelled)) == 8
+    cancelled = w.sink.of(BatchCancelled)
+    assert len(cancelled) == 1
+    await w.apply(w.ended(w.requests()[0], Outcome.COMPLETED), w.ended(w.requests()[1], Outcome.BUSY))
+    # A retryable end of a cancelled batch is cancelled, not retried.
+    assert len(w.sink.of(ContactCancelled)) == 9 and not w.sink.of(RetryScheduled)
+    await w.apply(*w.contacts("batch_a", range(11, 12)))  # late arrival
+    assert len(w.sink.of(ContactCancelled)) == 10
+    await w.rounds(2, advance=1)
+    assert len(w.requests()) == 2
+    assert not w.sink.of(BatchCompleted)
+
+
+async def test_pause_holds_and_resume_releases() -> None:
+    w = World(cps=100)
+    await w.start()
+    await w.apply(w.accepted("batch_a", 3), PauseBatch(**w.envelope("batch_a"), batch_id="batch_a"))  # type: ignore[arg-type]
+    await w.apply(*w.contacts("batch_a", range(1, 4)))
+    await w.rounds(2, advance=1)
+    assert w.requests() == [] and len(w.sink.of(BatchPaused)) == 1
+    await w.apply(ResumeBatch(**w.envelope("batch_a"), batch_id="batch_a"))  # type: ignore[arg-type]
+    await w.rounds(1)
+    assert len(w.requests()) == 3 and len(w.sink.of(BatchResumed)) == 1
+
+
+async def test_scheduled_batches_wait_for_their_time() -> None:
+    w = World()
+    await w.start()
+    at = w.clock.now() + timedelta(minutes=5)
+    await w.apply(w.accepted("batch_a", 1, scheduled_at=at), *w.contacts("batch_a", range(1, 2)))
+    await w.rounds(1, advance=200)
+    assert w.requests() == []
+    w.clock.advance(101)
+    await w.rounds(1)
+    assert len(w.requests()) == 1
+
+
+async def test_outside_the_window_contacts_wait_and_other_lanes_dial() -> None:
+    w = World()
+    w.clock.at = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)  # 07:30 New York, 13:30 Paris
+    await w.start()
+    await w.apply(
+        w.accepted("batch_a", 2),
+        *w.contacts("batch_a", range(1, 2)),  # New York
+        *w.contacts("batch_a", range(2, 3), number="+3361234{:04d}"),  # Paris
+    )
+    await w.rounds(1)
+    assert [r.contact_id for r in w.requests()] == ["batch_a_r2"]
+    w.clock.at = datetime(2026, 3, 2, 13, 0, 1, tzinfo=UTC)  # 08:00 New York
+    await w.rounds(1)
+    assert [r.contact_id for r in w.requests()] == ["batch_a_r2", "batch_a_r1"]
+
+
+async def test_custom_window_with_fallback_zone() -> None:
+    w = World()
+    await w.start()
+    spec = CallingWindowSpec(days=(0,), fallback_timezone="Europe/London")
+    await w.apply(
+        w.accepted("batch_a", 1, calling_window=spec),
+        *w.contacts("batch_a", range(1, 2), number="+4477009{:05d}"),
+    )
+    await w.rounds(1)
+    assert len(w.requests()) == 1  # Monday 15:00 London
+    w.clock.advance(86400)
+    await w.apply(
+        w.accepted("batch_b", 1, calling_window=spec),
+        *w.contacts("batch_b", range(1, 2), number="+4477009{:05d}"),
+    )
+    await w.rounds(1)
+    assert len(w.requests()) == 1  # Tuesday: not an allowed day
+
+
+async def test_dry_run_dials_only_the_first_contact() -> None:
+    w = World()
+    await w.start()
+    await w.apply(
+        w.accepted("batch_a", 5, dry_run=True), *w.contacts("batch_a", range(1, 6)), w.ingested("batch_a", 5)
+    )
+    await w.rounds(3, advance=1)
+    assert [r.contact_id for r in w.requests()] == ["batch_a_r1"]
+    assert len(w.sink.of(ContactCancelled)) == 4
+    await w.apply(w.ended(w.requests()[0], Outcome.BUSY))
+    w.clock.advance(2)
+    await w.rounds(1)
+    assert len(w.sink.of(BatchCompleted)) == 1
+
+
+async def test_a_lease_without_an_end_event_expires_and_retries_as_a_new_attempt() -> None:
+    w = World()
+    await w.start()
+    await w.apply(w.accepted("batch_a", 1), *w.contacts("batch_a", range(1, 2)))
+    await w.rounds(1)
+    w.clock.advance(AGENT.max_call_seconds + 61)
+    await w.rounds(1)
+    retry = w.sink.of(RetryScheduled)
+    assert len(retry) == 1 and retry[0].after_outcome is Outcome.SYSTEM_ERROR  # type: ignore[attr-defined]
+    w.clock.advance(31)
+    await w.rounds(1)
+    assert [r.attempt_id for r in w.requests()] == ["batch_a_r1_a1", "batch_a_r1_a2"]
+    # The late end of the first attempt changes nothing.
+    await w.apply(w.ended(w.requests()[0], Outcome.COMPLETED))
+    assert not w.sink.of(ContactFinished)
+
+
+async def test_round_robin_across_batches_of_a_workspace() -> None:
+    w = World(cps=4)
+    await w.start()
+    await w.apply(w.accepted("batch_a", 100), *w.contacts("batch_a", range(1, 101)))
+    await w.apply(w.accepted("batch_b", 2), *w.contacts("batch_b", range(1, 3)))
+    await w.rounds(8, advance=0.26)
+    batches = [r.batch_id for r in w.requests()]
+    assert batches[:4].count("batch_b") == 2  # the small batch is not stuck behind the big one
+
+
+async def test_take_over_after_a_crash_resumes_without_loss_or_redial() -> None:
+    w = World(cps=1000, concurrent=7)
+    await w.start()
+    n = SEGMENT_SIZE + 40
+    await w.apply(w.accepted("batch_a", n), *w.contacts("batch_a", range(1, n + 1)), w.ingested("batch_a", n))
+    await w.rounds(1)
+    first = w.requests()
+    assert len(first) == 7
+    # Crash: a new instance on the same store; the old one's memory is gone (cursors may be unsaved).
+    w.dispatcher = w.new_dispatcher()
+    await w.dispatcher.take_over({0})
+    await w.apply(*[w.ended(r, Outcome.COMPLETED) for r in first])
+    for _ in range(400):
+        w.clock.advance(2)
+        await w.rounds(1)
+        pending = [r for r in w.requests() if r.attempt_id in w.store.leases_]
+        await w.apply(*[w.ended(r, Outcome.COMPLETED) for r in pending])
+        if w.sink.of(BatchCompleted):
+            break
+    attempts = [r.attempt_id for r in w.requests()]
+    assert len(set(attempts)) == n  # every contact dialed exactly once (republish of an open lease aside)
+    assert len(w.sink.of(BatchCompleted)) == 1
+    assert w.sink.of(BatchCompleted)[0].counts.completed == n  # type: ignore[attr-defined]
