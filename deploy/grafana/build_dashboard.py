@@ -179,7 +179,7 @@ def build() -> gd.Dashboard:
                 "(a duplicate is a redelivery that was not dialed twice).",
                 "reqps",
                 Query(
-                    f"sum by (workspace) (rate(batchcalls_dispatcher_calls_requested_total{{{WS}}}[{RATE}]))",
+                    f"sum by (workspace) (rate(batchcalls_dispatcher_call_requests_total{{{WS}}}[{RATE}]))",
                     "requested {{workspace}}",
                 ),
                 Query(f"sum by (result) (rate(batchcalls_dialer_claims_total[{RATE}]))", "claim {{result}}"),

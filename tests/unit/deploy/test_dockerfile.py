@@ -110,3 +110,16 @@ def test_build_context_keeps_only_what_the_image_needs() -> None:
     copied = " ".join(builder.all("COPY"))
     for needed in ("requirements.lock", "pyproject.toml", "shared", "services", "clients"):
         assert needed in copied
+
+
+def test_dashboard_image_is_unprivileged_static_files() -> None:
+    text = (ROOT / "deploy" / "docker" / "Dockerfile.web").read_text()
+    assert re.search(r"^FROM nginxinc/nginx-unprivileged:[\d.]+-alpine$", text, re.M), (
+        "a pinned unprivileged nginx"
+    )
+    assert re.search(r"^USER 101:101$", text, re.M)
+    assert "COPY web/dashboard/ /usr/share/nginx/html/app/" in text
+    assert re.search(r"^HEALTHCHECK .*/healthz", text, re.M)
+    ignore = (ROOT / "deploy" / "docker" / "Dockerfile.web.dockerignore").read_text().split()
+    assert ignore[ignore.index("*") + 1 :][:2] == ["!web/dashboard/", "!deploy/docker/web-nginx.conf"]
+    assert (ROOT / "web" / "dashboard" / "index.html").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import importlib
 import os
+import re
 from typing import Any
 from unittest import mock
 
@@ -16,12 +17,14 @@ from fastapi import FastAPI
 from shared.http import install_common_routes
 from shared.settings import InfraSettings
 from shared.topics import CALL_REQUEST_PARTITIONS, WORKSPACE_PARTITIONS, Topic
-from tests.unit.deploy.manifests import OVERLAYS, Obj, Rendered, rendered, validation_errors
+from tests.unit.deploy.manifests import OVERLAYS, ROOT, Obj, Rendered, rendered, validation_errors
 
 pytestmark = pytest.mark.unit
 
 SERVICES = ("ingest", "status", "dispatcher", "dialer")
 PUBLIC = ("ingest", "status")
+WEB = "web"
+"""The static dashboard's nginx (deploy/docker/Dockerfile.web): no Python settings, same pod hardening."""
 
 
 @pytest.fixture(params=OVERLAYS)
@@ -99,7 +102,7 @@ def test_validation_is_not_vacuous() -> None:
 
 def test_each_service_has_deployment_service_pdb_and_network_policy(overlay: Rendered) -> None:
     policies = overlay.of_kind("NetworkPolicy")
-    for service in SERVICES:
+    for service in (*SERVICES, WEB):
         pod_labels = overlay.one("Deployment", service)["spec"]["template"]["metadata"]["labels"]
         svc = overlay.one("Service", service)
         assert all(pod_labels.get(k) == v for k, v in svc["spec"]["selector"].items())
@@ -121,7 +124,7 @@ def _selects(selector: Obj, labels: dict[str, str]) -> bool:
 
 
 def test_images_name_their_service(overlay: Rendered) -> None:
-    for service in SERVICES:
+    for service in (*SERVICES, WEB):
         image = container(overlay, service)["image"]
         name, _, tag = image.rpartition(":")
         assert name.rsplit("/", 1)[-1] in (service, f"batchcalls-{service}"), image
@@ -129,7 +132,7 @@ def test_images_name_their_service(overlay: Rendered) -> None:
 
 
 def test_pods_run_non_root_read_only_without_capabilities(overlay: Rendered) -> None:
-    for service in SERVICES:
+    for service in (*SERVICES, WEB):
         pod = overlay.one("Deployment", service)["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["runAsUser"] != 0
@@ -224,8 +227,12 @@ def test_dialers_scale_on_call_request_lag(overlay: Rendered) -> None:
     env = effective_env(overlay, container(overlay, "dialer"))
     assert meta["topic"] == Topic.CALL_REQUESTS.name_with(env["BC_TOPIC_PREFIX"])
     assert meta["bootstrapServersFromEnv"] in env
-    dialer_bootstrap = importlib.import_module("dialer.bootstrap")
-    assert meta["consumerGroup"] == dialer_bootstrap.CONSUMER_GROUP
+    settings = settings_from("dialer", env)
+    group = (
+        getattr(settings, "consumer_group", None)
+        or importlib.import_module("dialer.bootstrap").CONSUMER_GROUP
+    )
+    assert meta["consumerGroup"] == group, "KEDA must watch the group the dialers consume as"
     # Kafka 4 dropped the request versions of brokers before 2.1 (KIP-896).
     assert parse_kafka_version(meta["version"]) >= (2, 1, 0)
     assert int(meta["lagThreshold"]) >= 1
@@ -261,4 +268,14 @@ def test_route_backends_are_the_public_services(overlay: Rendered) -> None:
     ports = {s["metadata"]["name"]: s["spec"]["ports"][0]["port"] for s in overlay.of_kind("Service")}
     (route,) = overlay.of_kind("HTTPRoute")
     backends = {(b["name"], b["port"]) for rule in route["spec"]["rules"] for b in rule["backendRefs"]}
-    assert backends == {(s, ports[s]) for s in PUBLIC}
+    assert backends == {(s, ports[s]) for s in (*PUBLIC, WEB)}
+
+
+def test_web_serves_the_dashboard_on_its_probed_port(overlay: Rendered) -> None:
+    conf = (ROOT / "deploy" / "docker" / "web-nginx.conf").read_text()
+    (listen,) = re.findall(r"listen (\d+);", conf)
+    c = container(overlay, WEB)
+    (port,) = c["ports"]
+    assert port["containerPort"] == int(listen)
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz" and "location = /healthz" in conf
+    assert c["readinessProbe"]["httpGet"]["path"] == "/app/" and "location ^~ /app/" in conf

@@ -18,7 +18,8 @@ from tests.unit.deploy.manifests import OVERLAYS, ROOT, Obj, rendered
 pytestmark = pytest.mark.unit
 
 NGINX = ROOT / "stack" / "nginx" / "nginx.conf.template"
-UPSTREAMS = {"bc_ingest": "ingest", "bc_status": "status"}
+STATIC = "static-dashboard"
+UPSTREAMS = {"bc_ingest": "ingest", "bc_status": "status", STATIC: "web"}
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 # Paths the Gateway routes that nginx does not (yet): webhook endpoints live in status.
 ROUTE_ONLY = ("/v1/webhooks",)
@@ -55,8 +56,13 @@ class Nginx:
         locations = list(re.finditer(r"^\s*location\s+(=|~|\^~)?\s*(\S+)\s*\{", server, re.M))
         for i, loc in enumerate(locations):
             end = locations[i + 1].start() if i + 1 < len(locations) else len(server)
-            proxied = re.search(r"proxy_pass http://(\$?\w+);", server[loc.end() : end])
+            body = server[loc.end() : end]
+            proxied = re.search(r"proxy_pass http://(\$?\w+);", body)
             target = proxied.group(1) if proxied else None
+            # The dashboard's files (and its /app → /app/ redirect) are nginx's own locally; the web
+            # Deployment serves them in Kubernetes.
+            if target is None and re.search(r"alias \S*web/dashboard/|return 302 /app/", body):
+                target = STATIC
             modifier, path = loc.group(1), loc.group(2)
             if modifier == "=":
                 exact[path] = target
@@ -141,6 +147,7 @@ def test_nginx_emulation_reads_the_documented_routes(nginx: Nginx) -> None:
     assert nginx.route("DELETE", "/v1/api/batch-calls/batch_1") == "ingest"
     assert nginx.route("GET", "/v1/usage") == "status"
     assert nginx.route("GET", "/nowhere") is None
+    assert nginx.route("GET", "/app/") == "web"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
