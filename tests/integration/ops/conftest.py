@@ -162,7 +162,9 @@ async def services(
     finally:
         _stop(processes)
         mongo = make_client(infra, "test-ops")
-        await mongo.drop_database(infra.mongo_db)
+        # The dispatcher keeps its own state in `<db>_dispatch` (DISPATCHER_STATE_DB's default).
+        for name in (infra.mongo_db, f"{infra.mongo_db}_dispatch"):
+            await mongo.drop_database(name)
         await mongo.close()
 
 
