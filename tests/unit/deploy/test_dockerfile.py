@@ -123,3 +123,36 @@ def test_dashboard_image_is_unprivileged_static_files() -> None:
     ignore = (ROOT / "deploy" / "docker" / "Dockerfile.web.dockerignore").read_text().split()
     assert ignore[ignore.index("*") + 1 :][:2] == ["!web/dashboard/", "!deploy/docker/web-nginx.conf"]
     assert (ROOT / "web" / "dashboard" / "index.html").exists()
+
+
+def test_dev_only_packages_exist_in_the_lock_and_nothing_at_runtime_imports_them() -> None:
+    listed = [
+        ln.strip()
+        for ln in (ROOT / "deploy" / "docker" / "dev-only.txt").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
+    locked = {
+        ln.split("==")[0].lower().replace("_", "-")
+        for ln in (ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in ln
+    }
+    assert {name.lower().replace("_", "-") for name in listed} <= locked
+    imports = {
+        *(
+            "pytest",
+            "hypothesis",
+            "mypy",
+            "ruff",
+            "importlinter",
+            "grimp",
+            "playwright",
+            "yaml",
+            "jsonschema",
+        ),
+        *("kubernetes_validate", "grafana_foundation_sdk", "promql_parser", "attr", "attrs"),
+    }
+    runtime = [p for top in ("shared", "services", "clients") for p in (ROOT / top).rglob("*.py")]
+    for path in runtime:
+        for line in path.read_text().splitlines():
+            match = re.match(r"\s*(?:import|from)\s+([A-Za-z_]\w*)", line)
+            assert not (match and match.group(1) in imports), f"{path}: runtime code imports {match.group(1)}"
