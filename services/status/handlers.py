@@ -5,12 +5,12 @@ consumer and handles a chunk of records at a time, so no two coroutines ever wri
 
 Crash safety without transactions. Call documents are semilattices (re-applying an event is a no-op), but
 batch counts are sums of deltas and must take each call change exactly once. So each batch document keeps,
-per Kafka partition, the highest offset whose effects it holds. A chunk is written in this order: feed pages
-and webhook outbox items (idempotent ids), then batch documents, then call documents, then the consumer
-commits. If the process dies part-way, the chunk is delivered again: an event at or below the batch's
-recorded offset changes only its call document (whose delta the batch already holds), any other event is
-applied in full against the call document as it was before the chunk — which is still what is stored,
-because call documents are written last.
+per Kafka partition, the highest offset whose effects it holds. A chunk is written in this order: feed
+entries and webhook outbox items (idempotent ids), then batch documents, then call versions, then the
+consumer commits. If the process dies part-way, the chunk is delivered again: an event at or below the
+batch's recorded offset changes only its call document (whose delta the batch already holds), any other
+event is applied in full against the call document as it was before the chunk — which is still what is
+stored, because call documents are written last.
 """
 
 from __future__ import annotations
@@ -44,14 +44,16 @@ from status.domain.notifications import (
     progress_item,
 )
 from status.ports import (
-    FEED_PAGE,
+    CallWrite,
     Changes,
     Endpoint,
     FeedEntry,
-    FeedPage,
     OutboxItem,
     ReadModels,
     Record,
+    StatusLists,
+    StoredBatch,
+    StoredCall,
     WebhookRoutes,
 )
 
@@ -87,8 +89,7 @@ class ChunkSummary:
 
     records: int
     batches_written: int
-    calls_inserted: int
-    calls_replaced: int
+    calls_written: int
     feed_entries: int
     outbox_items: int
 
@@ -121,22 +122,20 @@ class Projector:
         self._cache_size = cache_size
         self._batch_cache_size = batch_cache_size
         self._notice_max_age_ms = notice_max_age_ms
-        self._calls: OrderedDict[str, CallView] = OrderedDict()
-        self._batches: OrderedDict[str, BatchView] = OrderedDict()
+        self._calls: OrderedDict[str, StoredCall] = OrderedDict()
+        self._batches: OrderedDict[str, StoredBatch] = OrderedDict()
         self._written: OrderedDict[str, _WrittenRows] = OrderedDict()
-        self._pages: OrderedDict[str, FeedPage] = OrderedDict()
 
     def forget(self) -> None:
         """Drops everything held in memory, so the next chunk reads the documents again (after a failure)."""
         self._calls.clear()
         self._batches.clear()
         self._written.clear()
-        self._pages.clear()
 
     # --- loading ---------------------------------------------------------------------------------------
 
-    async def _load_batches(self, records: Sequence[Record]) -> dict[str, BatchView]:
-        work: dict[str, BatchView] = {}
+    async def _load_batches(self, records: Sequence[Record]) -> dict[str, StoredBatch]:
+        work: dict[str, StoredBatch] = {}
         for record in records:
             message = record.message
             batch_id = message.batch_id
@@ -144,15 +143,14 @@ class Projector:
                 continue
             cached = self._batches.get(batch_id)
             if cached is None:
-                stored = await self._store.load_batch(batch_id)
-                if stored is None:
-                    cached = new_batch(batch_id, message.workspace_id)
+                cached = await self._store.load_batch(batch_id)
+                if cached is None:
+                    cached = StoredBatch(new_batch(batch_id, message.workspace_id), StatusLists())
                     self._written[batch_id] = _WrittenRows()
                     _trim(self._written, self._batch_cache_size)
-                else:
-                    cached = stored
                 self._batches[batch_id] = cached
-            work[batch_id] = cached
+            # Lists change while projecting: work on a copy, so a failed write leaves the cache intact.
+            work[batch_id] = StoredBatch(cached.view, cached.lists.copy())
         return work
 
     def _known_absent(self, contact_id: str, batch_id: str) -> bool:
@@ -162,10 +160,9 @@ class Projector:
         row = row_number_of(contact_id)
         return row is not None and row < _MAX_TRACKED_ROW and not written.has(row)
 
-    async def _load_calls(self, records: Sequence[Record]) -> tuple[dict[str, CallView | None], set[str]]:
-        """The touched call documents as stored now (None: absent) and the ids that exist in the store."""
-        work: dict[str, CallView | None] = {}
-        stored: set[str] = set()
+    async def _load_calls(self, records: Sequence[Record]) -> dict[str, StoredCall | None]:
+        """The touched call documents as stored now (None: absent)."""
+        work: dict[str, StoredCall | None] = {}
         missing: list[str] = []
         for record in records:
             message = record.message
@@ -178,41 +175,25 @@ class Projector:
             if cached is not None:
                 self._calls.move_to_end(contact_id)
                 work[contact_id] = cached
-                stored.add(contact_id)
-            elif self._known_absent(contact_id, message.batch_id):
-                work[contact_id] = None
             else:
                 work[contact_id] = None
-                missing.append(contact_id)
+                if not self._known_absent(contact_id, message.batch_id):
+                    missing.append(contact_id)
         if missing:
-            found = await self._store.load_calls(missing)
-            for contact_id, view in found.items():
-                work[contact_id] = view
-                stored.add(contact_id)
-        return work, stored
-
-    async def _open_page(self, batch: BatchView) -> FeedPage:
-        number = batch.feed_seq // FEED_PAGE
-        page = self._pages.get(batch.batch_id)
-        if page is None or page.number != number:
-            if batch.feed_seq % FEED_PAGE == 0:
-                page = FeedPage(batch.batch_id, batch.workspace_id, number)
-            else:
-                page = await self._store.load_feed_page(batch.batch_id, number) or FeedPage(
-                    batch.batch_id, batch.workspace_id, number
-                )
-        # Entries past the batch's feed_seq were written by a chunk whose batch write never happened.
-        kept = [e for e in page.entries if e.seq <= batch.feed_seq]
-        return FeedPage(page.batch_id, page.workspace_id, page.number, kept)
+            work.update(await self._store.load_calls(missing))
+        return work
 
     # --- projecting ------------------------------------------------------------------------------------
 
     async def project(self, records: Sequence[Record]) -> ChunkSummary:
         """Applies `records` (in consumption order) and writes the changed documents."""
-        batches = await self._load_batches(records)
-        calls, stored = await self._load_calls(records)
-        before = dict(batches)
-        dirty_calls: set[str] = set()
+        stored_batches = await self._load_batches(records)
+        stored_calls = await self._load_calls(records)
+        batches = {batch_id: stored.view for batch_id, stored in stored_batches.items()}
+        calls: dict[str, CallView | None] = {
+            contact_id: stored.view if stored else None for contact_id, stored in stored_calls.items()
+        }
+        dirty_calls: dict[str, None] = {}
         offsets: dict[str, dict[str, int]] = {}
         feed: dict[str, list[FeedItem]] = {}
         notices: list[Notice] = []
@@ -227,12 +208,10 @@ class Projector:
             if is_call_event(message):
                 old = calls[message.contact_id]
                 new = apply_call_event(old, message)
-                if new is old:
-                    changed = False
-                else:
-                    changed = old is None or new != old
+                changed = new is not old and (old is None or new != old)
+                if changed:
                     calls[message.contact_id] = new
-                    dirty_calls.add(message.contact_id)
+                    dirty_calls[message.contact_id] = None
                 if counted or not changed:
                     if not counted:
                         offsets.setdefault(batch_id, {})[position.partition] = position.offset
@@ -248,7 +227,7 @@ class Projector:
                     continue
                 was = batch.status
                 batch = apply_batch_event(batch, message)
-            else:  # a message type this projection does not know yet: only its position counts
+            else:  # a message type this projection does not know: only its position counts
                 offsets.setdefault(batch_id, {})[position.partition] = position.offset
                 continue
             offsets.setdefault(batch_id, {})[position.partition] = position.offset
@@ -260,48 +239,44 @@ class Projector:
             batches[batch_id] = batch
 
         changes = Changes()
-        for batch_id, batch in batches.items():
-            moved = offsets.get(batch_id)
-            if moved is None and batch == before[batch_id]:
-                continue
-            if batch.counts != before[batch_id].counts or batch.status != before[batch_id].status:
-                feed.setdefault(batch_id, []).append(progress_item(batch))
-            items = feed.get(batch_id, [])
-            if items:
-                batch = await self._append_feed(batch, items, changes)
-            if moved:
-                batch = replace(batch, offsets={**batch.offsets, **moved})
-            batches[batch_id] = batch
-            changes.batches.append(batch)
-        changes.outbox.extend(await self._address(notices, batches))
         for contact_id in dirty_calls:
             view = calls[contact_id]
             assert view is not None
-            (changes.changed_calls if contact_id in stored else changes.new_calls).append(view)
+            previous = stored_calls[contact_id]
+            lists = stored_batches[view.batch_id].lists
+            if previous is not None:
+                lists.leave(previous.view.status.value, previous.pos)
+            pos = lists.enter(view.status.value)
+            version = previous.version + 1 if previous else 1
+            changes.calls.append(CallWrite(view, version, pos, previous))
+        for batch_id, batch in batches.items():
+            before = stored_batches[batch_id].view
+            moved = offsets.get(batch_id)
+            lists = stored_batches[batch_id].lists
+            lists_changed = lists != self._batches[batch_id].lists
+            if moved is None and batch == before and not lists_changed:
+                continue
+            if batch.counts != before.counts or batch.status != before.status:
+                feed.setdefault(batch_id, []).append(progress_item(batch))
+            seq = batch.feed_seq
+            for item in feed.get(batch_id, ()):
+                seq += 1
+                changes.feed.append(FeedEntry(batch_id, batch.workspace_id, seq, item.kind, item.data))
+            batch = replace(batch, feed_seq=seq, offsets={**batch.offsets, **(moved or {})})
+            batches[batch_id] = batch
+            if batch != before or lists_changed:
+                changes.batches.append(StoredBatch(batch, lists))
+        changes.outbox.extend(await self._address(notices, batches))
 
         await self._store.save(changes)
         self._remember(changes)
         return ChunkSummary(
             records=len(records),
             batches_written=len(changes.batches),
-            calls_inserted=len(changes.new_calls),
-            calls_replaced=len(changes.changed_calls),
-            feed_entries=sum(len(items) for items in feed.values()),
+            calls_written=len(changes.calls),
+            feed_entries=len(changes.feed),
             outbox_items=len(changes.outbox),
         )
-
-    async def _append_feed(self, batch: BatchView, items: list[FeedItem], changes: Changes) -> BatchView:
-        page = await self._open_page(batch)
-        seq = batch.feed_seq
-        for item in items:
-            seq += 1
-            number = (seq - 1) // FEED_PAGE
-            if number != page.number:
-                changes.feed_pages.append(page)
-                page = FeedPage(batch.batch_id, batch.workspace_id, number)
-            page.entries.append(FeedEntry(seq, item.kind, item.data))
-        changes.feed_pages.append(page)
-        return replace(batch, feed_seq=seq)
 
     async def _address(self, notices: list[Notice], batches: dict[str, BatchView]) -> list[OutboxItem]:
         """Each notice once per endpoint that wants it; old notices (a replay of history) are not sent."""
@@ -344,14 +319,12 @@ class Projector:
         return list(items.values())
 
     def _remember(self, changes: Changes) -> None:
-        for batch in changes.batches:
-            self._batches[batch.batch_id] = batch
-            self._batches.move_to_end(batch.batch_id)
-        for page in changes.feed_pages:
-            self._pages[page.batch_id] = page
-            self._pages.move_to_end(page.batch_id)
-        for view in (*changes.new_calls, *changes.changed_calls):
-            self._calls[view.contact_id] = view
+        for stored in changes.batches:
+            self._batches[stored.view.batch_id] = stored
+            self._batches.move_to_end(stored.view.batch_id)
+        for write in changes.calls:
+            view = write.view
+            self._calls[view.contact_id] = StoredCall(view, write.version, write.pos)
             self._calls.move_to_end(view.contact_id)
             written = self._written.get(view.batch_id)
             row = row_number_of(view.contact_id)
@@ -359,7 +332,6 @@ class Projector:
                 written.add(row)
         _trim(self._calls, self._cache_size)
         _trim(self._batches, self._batch_cache_size)
-        _trim(self._pages, self._batch_cache_size)
 
 
 __all__ = ["ChunkSummary", "Projector"]

@@ -11,12 +11,15 @@ from status.domain.batches import BatchView
 from status.domain.calls import CallView
 
 FEED_PAGE = 100
-"""Entries per feed page document: the live feed is read by `_id` equality, one page at a time."""
+"""Feed entries carry `page = (seq - 1) // 100`: the live feed is read 100 entries per equality query."""
+
+LIST_BUCKET = 100
+"""Positions in a batch's per-status call list are grouped in buckets of 100 (an equality query each)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where a message sits in Kafka: `<topic>:<partition>` and its offset."""
+    """Where a message sits in Kafka: `<topic>:<partition>` (without the deployment prefix) and its offset."""
 
     partition: str
     offset: int
@@ -28,24 +31,89 @@ class Record:
 
     message: AnyMessage
     position: Position
-    published_at_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class FeedEntry:
+    """One entry of a batch's live feed; `seq` is the Server-Sent-Events id."""
+
+    batch_id: str
+    workspace_id: str
     seq: int
     kind: str
     data: dict[str, Any]
 
 
 @dataclass(slots=True)
-class FeedPage:
-    """Up to `FEED_PAGE` consecutive feed entries of one batch: page `n` holds seqs `n*100+1 .. n*100+100`."""
+class StatusLists:
+    """Where call documents sit in their batch's per-status lists, so a page of `?status=failed` is found
+    by equality lookups instead of a skip over every failed call (FerretDB pushes down neither sort nor skip).
 
-    batch_id: str
-    workspace_id: str
-    number: int
-    entries: list[FeedEntry] = field(default_factory=list)
+    Call documents are stored as insert-only versions (FerretDB updates rewrite the whole collection, see
+    ADR 0041): each version takes the next position in its status list and its predecessor's position is
+    marked vacated. `live[status][bucket]` counts the positions still occupied in each bucket of 100.
+    """
+
+    next_pos: dict[str, int] = field(default_factory=dict)
+    live: dict[str, list[int]] = field(default_factory=dict)
+
+    def copy(self) -> StatusLists:
+        return StatusLists(dict(self.next_pos), {k: list(v) for k, v in self.live.items()})
+
+    def enter(self, status: str) -> int:
+        pos = self.next_pos.get(status, 0) + 1
+        self.next_pos[status] = pos
+        buckets = self.live.setdefault(status, [])
+        bucket = (pos - 1) // LIST_BUCKET
+        while len(buckets) <= bucket:
+            buckets.append(0)
+        buckets[bucket] += 1
+        return pos
+
+    def leave(self, status: str, pos: int) -> None:
+        buckets = self.live.get(status, [])
+        bucket = (pos - 1) // LIST_BUCKET
+        if bucket < len(buckets) and buckets[bucket] > 0:
+            buckets[bucket] -= 1
+
+    def locate(self, status: str, skip: int) -> tuple[int, int]:
+        """The bucket holding the `skip`-th live member (0-based) and how many live ones precede it there."""
+        seen = 0
+        for bucket, live in enumerate(self.live.get(status, [])):
+            if seen + live > skip:
+                return bucket, skip - seen
+            seen += live
+        return len(self.live.get(status, [])), 0
+
+    def buckets(self, status: str) -> int:
+        return len(self.live.get(status, []))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """A batch document as stored: the view plus its list bookkeeping."""
+
+    view: BatchView
+    lists: StatusLists
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCall:
+    """The latest stored version of a call document."""
+
+    view: CallView
+    version: int
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallWrite:
+    """A new version of a call document, and the version it supersedes."""
+
+    view: CallView
+    version: int
+    pos: int
+    previous: StoredCall | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,27 +144,24 @@ class Endpoint:
 class Changes:
     """Everything one projected chunk changes, written in the order `ReadModels.save` documents."""
 
-    feed_pages: list[FeedPage] = field(default_factory=list)
+    feed: list[FeedEntry] = field(default_factory=list)
     outbox: list[OutboxItem] = field(default_factory=list)
-    batches: list[BatchView] = field(default_factory=list)
-    new_calls: list[CallView] = field(default_factory=list)
-    changed_calls: list[CallView] = field(default_factory=list)
+    batches: list[StoredBatch] = field(default_factory=list)
+    calls: list[CallWrite] = field(default_factory=list)
 
 
 class ReadModels(Protocol):
     """The status read models: batch and call documents, the live feed and the webhook outbox."""
 
-    async def load_batch(self, batch_id: str) -> BatchView | None: ...
+    async def load_batch(self, batch_id: str) -> StoredBatch | None: ...
 
-    async def load_calls(self, contact_ids: Sequence[str]) -> Mapping[str, CallView]:
-        """The documents that exist among `contact_ids`."""
+    async def load_calls(self, contact_ids: Sequence[str]) -> Mapping[str, StoredCall]:
+        """The latest versions that exist among `contact_ids`."""
         ...
 
-    async def load_feed_page(self, batch_id: str, number: int) -> FeedPage | None: ...
-
     async def save(self, changes: Changes) -> None:
-        """Writes feed pages and outbox items first, then batch documents, then call documents, so a crash
-        part-way is repaired by reprojecting the chunk (see `handlers.Projector`)."""
+        """Inserts feed entries and outbox items first (idempotent ids), then writes batch documents, then
+        inserts the call versions, so a crash part-way is repaired by projecting the chunk again."""
         ...
 
 

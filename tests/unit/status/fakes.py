@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 
-from status.domain.batches import BatchView
-from status.domain.calls import CallView
-from status.ports import Changes, Endpoint, FeedPage, OutboxItem
+from status.ports import Changes, Endpoint, FeedEntry, OutboxItem, StatusLists, StoredBatch, StoredCall
 
 
 class Crash(Exception):
@@ -15,26 +12,24 @@ class Crash(Exception):
 
 
 class MemoryReadModels:
-    """The read models in dictionaries; `crash_after` writes, `save` raises (a crash mid-chunk)."""
+    """The read models in dictionaries; after `crash_after` more writes, `save` raises (a crash mid-chunk)."""
 
     def __init__(self) -> None:
-        self.batches: dict[str, BatchView] = {}
-        self.calls: dict[str, CallView] = {}
-        self.pages: dict[tuple[str, int], FeedPage] = {}
+        self.batches: dict[str, StoredBatch] = {}
+        self.calls: dict[str, StoredCall] = {}
+        self.versions: set[tuple[str, int]] = set()
+        self.feed: dict[tuple[str, int], FeedEntry] = {}
         self.outbox: dict[str, OutboxItem] = {}
         self.crash_after: int | None = None
         self.reads = 0
 
-    async def load_batch(self, batch_id: str) -> BatchView | None:
-        return self.batches.get(batch_id)
+    async def load_batch(self, batch_id: str) -> StoredBatch | None:
+        stored = self.batches.get(batch_id)
+        return StoredBatch(stored.view, stored.lists.copy()) if stored else None
 
-    async def load_calls(self, contact_ids: Sequence[str]) -> Mapping[str, CallView]:
+    async def load_calls(self, contact_ids: Sequence[str]) -> Mapping[str, StoredCall]:
         self.reads += len(contact_ids)
         return {c: self.calls[c] for c in contact_ids if c in self.calls}
-
-    async def load_feed_page(self, batch_id: str, number: int) -> FeedPage | None:
-        page = self.pages.get((batch_id, number))
-        return replace(page, entries=list(page.entries)) if page else None
 
     def _write(self) -> None:
         if self.crash_after is not None:
@@ -44,22 +39,30 @@ class MemoryReadModels:
             self.crash_after -= 1
 
     async def save(self, changes: Changes) -> None:
-        for page in changes.feed_pages:
+        for entry in changes.feed:
             self._write()
-            self.pages[(page.batch_id, page.number)] = replace(page, entries=list(page.entries))
+            self.feed.setdefault((entry.batch_id, entry.seq), entry)
         for item in changes.outbox:
             self._write()
             self.outbox.setdefault(item.item_id, item)
-        for batch in changes.batches:
+        for stored in changes.batches:
             self._write()
-            self.batches[batch.batch_id] = batch
-        for view in changes.new_calls:
+            self.batches[stored.view.batch_id] = StoredBatch(stored.view, stored.lists.copy())
+        for write in changes.calls:
             self._write()
-            assert view.contact_id not in self.calls, "a call document inserted twice"
-            self.calls[view.contact_id] = view
-        for view in changes.changed_calls:
-            self._write()
-            self.calls[view.contact_id] = view
+            key = (write.view.contact_id, write.version)
+            if key in self.versions:
+                continue  # an insert of an existing id keeps the stored one
+            self.versions.add(key)
+            have = self.calls.get(write.view.contact_id)
+            assert have is None or have.version < write.version, "versions go up"
+            self.calls[write.view.contact_id] = StoredCall(write.view, write.version, write.pos)
+
+    def call_views(self) -> dict[str, object]:
+        return {k: v.view for k, v in self.calls.items()}
+
+    def lists(self, batch_id: str) -> StatusLists:
+        return self.batches[batch_id].lists
 
 
 class StaticRoutes:
