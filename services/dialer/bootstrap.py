@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 
+from dialer.adapters.dial_log import DialLog
 from dialer.adapters.kafka_events import KafkaCallEvents
 from dialer.adapters.mongo_attempts import MongoAttemptStore
 from dialer.adapters.prometheus_metrics import PrometheusCallMetrics
@@ -49,9 +50,13 @@ def build_provider(
             ),
             clock=clock,
         )
-    return SimulatedProvider(
+    simulated = SimulatedProvider(
         CallSimulator(settings.sim_seed), time_scale=settings.sim_time_scale, clock=clock
     )
+    if settings.sim_dial_log:
+        name = instance_name(SERVICE, settings)
+        return DialLog(simulated, settings.sim_dial_log, instance=name, clock=clock)
+    return simulated
 
 
 @dataclass

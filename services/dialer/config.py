@@ -27,6 +27,11 @@ class Settings(ServiceSettings):
     sim_time_scale: float = Field(
         default=1.0, ge=0, description="1 real time, 0.1 ten times faster, 0 instant."
     )
+    sim_dial_log: str = Field(
+        default="",
+        description="Append one JSON line per dial and per hang-up to this file (an independent record "
+        "of what was dialed, for fault-injection runs); empty: no log.",
+    )
 
     sip_bind_host: str = "127.0.0.1"
     sip_bind_port: int = Field(default=0, ge=0, description="Local UDP port; 0 picks a free one.")
