@@ -17,6 +17,8 @@
 #   KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093 FERRETDB_PORT=27017 GATEWAY_PORT=8080
 #   INGEST_PORT=8001 STATUS_PORT=8002 DISPATCHER_PORT=8003 DIALER_PORT=8004
 #   DIALER_REPLICAS=1                     2 -> dialer-1 on DIALER_PORT, dialer-2 on DIALER_PORT+1
+#   DIALER_SIM_TIME_SCALE=0.05            simulated call lengths x this (0.05: 20x faster than real time)
+#   DIALER_SIM_DIAL_LOG=.stack/logs/dials.jsonl  the simulated provider's append-only record of every dial
 #   BC_TOPIC_PREFIX=bc.                   prefix for the topics from `python -m shared.topics`
 #   KAFKA_HEAP_OPTS="-Xmx512m"            JVM options for the broker
 #   STACK_PYTHON=.venv/bin/python         interpreter for probes and services
@@ -467,7 +469,13 @@ start_service() {
     # Connection settings, unless the caller set them.
     [[ -n ${BC_KAFKA_BOOTSTRAP:-} ]] || envs+=("BC_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT")
     [[ -n ${BC_MONGO_URL:-} ]] || envs+=("BC_MONGO_URL=mongodb://127.0.0.1:$FERRETDB_PORT/")
-    [[ $part == dialer ]] && envs+=("DIALER_INSTANCE_ID=$inst")
+    if [[ $part == dialer ]]; then
+        envs+=("DIALER_INSTANCE_ID=$inst")
+        # Simulated calls 20x faster than real time (a 30 s call takes 1.5 s), so e2e tests and the chaos
+        # run finish quickly; and the provider's append-only record of every dial (bench/chaos.py reads it).
+        envs+=("DIALER_SIM_TIME_SCALE=${DIALER_SIM_TIME_SCALE:-0.05}")
+        envs+=("DIALER_SIM_DIAL_LOG=${DIALER_SIM_DIAL_LOG:-$LOGS/dials.jsonl}")
+    fi
     launch "$inst" env "${envs[@]}" "$PY" -m "$part"
 }
 
