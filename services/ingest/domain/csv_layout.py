@@ -117,32 +117,85 @@ class Record:
     cells: list[str]
 
 
+def _column_label(header: Header | None, index: int) -> str:
+    name = header.columns[index] if header is not None and index < len(header.columns) else ""
+    return f"column {index + 1}" + (f" ('{name}')" if name else "")
+
+
+def _check_cells(cells: list[str], line: int, header: Header | None) -> None:
+    """Structural problems that would silently change what a row says are refused, naming the place."""
+    for index, cell in enumerate(cells):
+        if "\x00" in cell:
+            raise UploadRejected(
+                "nul_byte",
+                f"line {line}, {_column_label(header, index)} contains a NUL byte: the file looks binary "
+                "or UTF-16; save it as a UTF-8 CSV",
+            )
+    if header is not None and len(cells) > len(header.columns):
+        extra = next((i for i in range(len(header.columns), len(cells)) if cells[i].strip()), None)
+        if extra is not None:
+            # Usually an unquoted comma inside a value: every cell after it moved one column to the right.
+            raise UploadRejected(
+                "ragged_row",
+                f"line {line}, column {extra + 1}: the row has {len(cells)} cells but the header has "
+                f"{len(header.columns)} columns (quote values that contain commas)",
+            )
+
+
+def _csv_error(exc: csv.Error, first_line: int, line: int) -> UploadRejected:
+    if "unexpected end of data" in str(exc):
+        return UploadRejected(
+            "malformed_csv",
+            f"line {first_line}: a quoted field opened on this line is never closed (the file ends inside "
+            "quotes)",
+        )
+    if "field larger than field limit" in str(exc):
+        return UploadRejected(
+            "malformed_csv", f"line {first_line}: a cell is larger than {csv.field_size_limit() // 1024} KB"
+        )
+    if "new-line character seen in unquoted field" in str(exc):
+        return UploadRejected(
+            "malformed_csv",
+            f"line {first_line}: a line ends in a bare carriage return (CR); save the file with LF or "
+            "CRLF line endings",
+        )
+    return UploadRejected("malformed_csv", f"line {line} is not valid CSV: {exc}")
+
+
 def read_records(texts: Iterable[str]) -> tuple[Header, Iterator[Record]]:
-    """The header and an iterator over the data records. Blank records are not rows."""
-    reader = csv.reader(lines_of(texts))
+    """The header and an iterator over the data records. Blank records are not rows.
+
+    The CSV is read strictly: a quote left open (which would swallow every following line into one cell),
+    text after a closing quote, a NUL byte, or a row with more non-empty cells than the header refuse the
+    upload with the line (and column) to fix."""
+    reader = csv.reader(lines_of(texts), strict=True)
     try:
         first = next(reader, None)
     except csv.Error as exc:
-        raise UploadRejected("malformed_csv", f"line 1 is not valid CSV: {exc}") from exc
+        raise _csv_error(exc, 1, reader.line_num) from exc
     if first is None:
         raise UploadRejected(
             "empty_file", "the file is empty: a header with a 'phone_number' column is needed"
         )
+    _check_cells(first, 1, None)
     header = parse_header(first)
-    return header, _records(reader)
+    return header, _records(reader, header)
 
 
-def _records(reader: Iterator[list[str]]) -> Iterator[Record]:
+def _records(reader: Iterator[list[str]], header: Header) -> Iterator[Record]:
     row = 0
+    last_line = getattr(reader, "line_num", 1)
     while True:
         try:
             cells = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            line = getattr(reader, "line_num", 0)
-            raise UploadRejected("malformed_csv", f"line {line} is not valid CSV: {exc}") from exc
+            raise _csv_error(exc, last_line + 1, getattr(reader, "line_num", 0)) from exc
+        line = getattr(reader, "line_num", row + 1)
+        first_line, last_line = last_line + 1, line
         if not cells or all(not c.strip() for c in cells):
             continue
+        _check_cells(cells, first_line, header)
         row += 1
-        yield Record(row_number=row, line=getattr(reader, "line_num", row + 1), cells=cells)
+        yield Record(row_number=row, line=line, cells=cells)
