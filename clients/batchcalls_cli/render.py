@@ -154,32 +154,31 @@ def call_panel(body: dict[str, Any]) -> RenderableType:
         for key, value in metadata.items():
             meta.add_row(str(key), str(value))
         parts += [Text(""), meta]
-    attempts = body.get("attempts") or []
-    if attempts:
+    # The status service calls the attempt list `history` (`attempts` is the count in call lists).
+    history = body.get("history")
+    attempts = history if isinstance(history, list) else body.get("attempts")
+    if isinstance(attempts, list) and attempts:
         table = Table(title="attempts", title_justify="left", header_style="bold")
-        for column in (
-            "#",
-            "attempt id",
-            "outcome",
-            "started",
-            "ended",
-            "duration",
-            "billable",
-            "provider code",
-        ):
+        columns = ("#", "attempt id", "outcome", "started", "ended", "duration", "billable", "provider code")
+        for column in columns:
             table.add_column(column)
         for attempt in attempts:
+            number = _first(attempt, "attempt", "attemptNumber", "attempt_number")
             table.add_row(
-                str(attempt.get("attemptNumber", attempt.get("attempt_number", ""))),
-                str(attempt.get("attemptId", attempt.get("attempt_id", ""))),
-                styled_state(attempt.get("outcome") or attempt.get("status")),
-                when(attempt.get("startedAt") or attempt.get("startTime")),
-                when(attempt.get("endedAt") or attempt.get("endTime")),
-                seconds(attempt.get("duration") if "duration" in attempt else attempt.get("durationSeconds")),
-                str(attempt.get("billable", "")),
-                str(attempt.get("providerCode") or attempt.get("provider_code") or ""),
+                str(number if number is not None else ""),
+                str(_first(attempt, "attemptId", "attempt_id") or ""),
+                styled_state(attempt.get("outcome") or attempt.get("status") or "in progress"),
+                when(_first(attempt, "startTime", "startedAt")),
+                when(_first(attempt, "endTime", "endedAt")),
+                seconds(_first(attempt, "duration", "durationSeconds")),
+                "" if attempt.get("billable") is None else ("yes" if attempt["billable"] else "no"),
+                " ".join(str(x) for x in (attempt.get("providerCode"), attempt.get("providerReason")) if x),
             )
         parts += [Text(""), table]
+    for key, label in (("skipReason", "skipped"), ("nextAttemptAt", "next attempt")):
+        if body.get(key):
+            value = when(body[key]) if key == "nextAttemptAt" else str(body[key])
+            parts.append(Text(f"{label}: {value}", style="dim"))
     return Panel(Group(*parts), title="call", title_align="left", expand=False)
 
 

@@ -403,7 +403,7 @@ async function follow(batchId) {
           if (!p.total && state.lastProgress) p.total = state.lastProgress.total;
           renderProgress(p);
         } else stale = true;
-        if (/^batch\.(completed|cancelled|failed)$/.test(kind)) stale = true;
+        if (kind === "end" || /^batch\.(completed|cancelled|failed)$/.test(kind)) stale = true;
       });
     } catch (err) {
       if (err.name === "AbortError") return;
@@ -486,11 +486,12 @@ function renderCalls(body) {
       h("td", {}, call.phone_number || ""),
       h("td", {}, when(call.startTime)),
       h("td", {}, seconds(call.duration)),
+      h("td", {}, String(call.attempts ?? "")),
       h("td", { class: "err" }, call.error || ""));
     row.addEventListener("click", () => showCall(call.jobId));
     return row;
   });
-  $("#calls-body").replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { colSpan: 6, class: "hint" }, "No calls here."))]));
+  $("#calls-body").replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { colSpan: 7, class: "hint" }, "No calls here."))]));
   const page = body.pagination || {};
   $("#page-info").textContent = `page ${page.page || 1} of ${page.totalPages || 1} · ${page.total ?? rows.length} calls`;
   $("#prev-page").disabled = !page.hasPrev;
@@ -501,7 +502,8 @@ async function showCall(jobId) {
   const box = $("#call-detail");
   try {
     const call = await state.api.call(state.batchId, jobId);
-    const attempts = call.attempts || [];
+    // The attempt list is `history` (in call lists `attempts` is a count).
+    const attempts = Array.isArray(call.history) ? call.history : Array.isArray(call.attempts) ? call.attempts : [];
     const metadata = Object.entries(call.metadata || {});
     box.replaceChildren(
       h("h3", {}, `${jobId} · `, h("span", { class: `pill ${call.status}` }, call.status)),
@@ -510,14 +512,14 @@ async function showCall(jobId) {
       h("table", { "data-testid": "attempts-table" },
         h("thead", {}, h("tr", {}, ...["#", "attempt", "outcome", "started", "ended", "duration", "billable", "code"].map((c) => h("th", {}, c)))),
         h("tbody", {}, ...(attempts.length ? attempts.map((a) => h("tr", {},
-          h("td", {}, String(a.attemptNumber ?? a.attempt_number ?? "")),
+          h("td", {}, String(a.attempt ?? a.attemptNumber ?? "")),
           h("td", {}, a.attemptId || a.attempt_id || ""),
-          h("td", {}, a.outcome || a.status || ""),
-          h("td", {}, when(a.startedAt || a.startTime)),
-          h("td", {}, when(a.endedAt || a.endTime)),
+          h("td", {}, a.outcome || (a.endTime ? "" : "in progress")),
+          h("td", {}, when(a.startTime || a.startedAt)),
+          h("td", {}, when(a.endTime || a.endedAt)),
           h("td", {}, seconds(a.duration ?? a.durationSeconds)),
           h("td", {}, a.billable === undefined ? "" : a.billable ? "yes" : "no"),
-          h("td", {}, a.providerCode || a.provider_code || ""))) : [h("tr", {}, h("td", { colSpan: 8, class: "hint" }, "No attempt yet."))]))));
+          h("td", {}, [a.providerCode, a.providerReason].filter(Boolean).join(" ")))) : [h("tr", {}, h("td", { colSpan: 8, class: "hint" }, "No attempt yet."))]))));
     box.hidden = false;
   } catch (err) {
     toast(explain(err));
