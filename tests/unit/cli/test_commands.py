@@ -229,7 +229,9 @@ def test_calls_filter_and_one_call_with_attempts(capsys: pytest.CaptureFixture[s
     assert api.requests[-1].url.params["status"] == "failed"
     one = {
         **page["calls"][0],
-        "attempts": [{"attemptNumber": 1, "attemptId": "batch_1_r1_a1", "outcome": "busy"}],
+        "attempts": 1,
+        "batchId": "batch_1",
+        "history": [{"attempt": 1, "attemptId": "batch_1_r1_a1", "outcome": "busy", "providerCode": "486"}],
     }
     api.responses[("GET", "/v1/batch-calls/batch_1/calls/batch_1_r1")] = httpx.Response(200, json=one)
     assert run(["calls", "batch_1", "--job", "batch_1_r1"], api.transport()) == 0
