@@ -119,6 +119,8 @@ def scrape(url: str) -> dict[str, str]:
     for line in text.splitlines():
         if line.startswith("# TYPE ") and line.split()[2].startswith(PREFIX):
             _, _, name, kind = line.split(maxsplit=3)
+            if name.endswith("_created"):  # prometheus-client's creation timestamps of counters/histograms
+                continue
             families[name + "_total" if kind == "counter" and not name.endswith("_total") else name] = kind
     return families
 

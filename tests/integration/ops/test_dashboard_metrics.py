@@ -21,6 +21,8 @@ def exported_families(text: str) -> set[str]:
     for line in text.splitlines():
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split(maxsplit=3)
+            if name.endswith("_created"):  # creation timestamps prometheus-client adds
+                continue
             names.add(f"{name}_total" if kind == "counter" and not name.endswith("_total") else name)
     return names
 
