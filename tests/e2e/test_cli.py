@@ -1,27 +1,27 @@
 """The `batchcalls` CLI against the running stack, through the gateway, as a user would run it.
 
-Needs the stack up (`make up`; `make test` starts it). The test session creates its own workspace (with
-`python -m ingest admin create-workspace`) and agent, so it never touches anyone else's data.
+Needs the stack up (`make up`; `make test` starts it). The module creates its own workspace (with the e2e
+suite's `create_workspace`, i.e. `python -m ingest admin create-workspace`) and agent, so it never touches
+anyone else's data.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.stack_client import GATEWAY, Workspace, create_workspace, stack_env
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).with_name("batchcalls"))
-GATEWAY = os.environ.get("BATCHCALLS_URL", f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8080')}")
 # The simulated provider's test numbers (docs/test-numbers.md): each always ends the same way, quickly.
 BUSY, UNREACHABLE, INVALID, BLOCKED, ANSWERED = (
     "+12025550103",
@@ -35,37 +35,18 @@ OPEN_WINDOW = "all 00:00-23:59 UTC"  # tests must not depend on the hour they ru
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def _stack_env() -> dict[str, str]:
-    """The environment of a process that talks to the stack's own database and topics (not a test
-    session's private ones, should another fixture have set them in this process)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("BC_MONGO_DB", "BC_TOPIC_PREFIX")}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+@pytest.fixture(scope="module")
+def workspace() -> Workspace:
+    return create_workspace("cli", cps=10, max_concurrent=10, rpm=1000)
 
 
 @pytest.fixture(scope="module")
-def workspace() -> dict[str, str]:
-    workspace_id = f"ws_e2ecli_{uuid.uuid4().hex[:8]}"
-    created = subprocess.run(
-        [sys.executable, "-m", "ingest", "admin", "create-workspace", "--name", "e2e cli"]
-        + ["--workspace-id", workspace_id, "--cps", "10", "--max-concurrent", "10", "--rpm", "1000"],
-        capture_output=True,
-        text=True,
-        env=_stack_env(),
-        cwd=ROOT,
-        check=True,
-    )
-    body: dict[str, str] = json.loads(created.stdout)
-    return body
-
-
-@pytest.fixture(scope="module")
-def cli(workspace: dict[str, str]) -> Cli:
+def cli(workspace: Workspace) -> Cli:
     env = {
-        **_stack_env(),
+        **stack_env(),
         "BATCHCALLS_URL": GATEWAY,
-        "BATCHCALLS_WORKSPACE": workspace["workspace_id"],
-        "BATCHCALLS_API_KEY": workspace["api_key"],
+        "BATCHCALLS_WORKSPACE": workspace.workspace_id,
+        "BATCHCALLS_API_KEY": workspace.api_key,
         "COLUMNS": "200",
     }
 
@@ -208,7 +189,7 @@ def test_do_not_call_entries(cli: Cli) -> None:
     assert missing.returncode == 5 and "not on the do-not-call list" in missing.stderr
 
 
-def test_errors_are_readable_with_meaningful_exit_codes(cli: Cli, workspace: dict[str, str]) -> None:
+def test_errors_are_readable_with_meaningful_exit_codes(cli: Cli) -> None:
     unknown = cli("status", "batch_doesnotexist")
     assert unknown.returncode == 5 and "HTTP 404" in unknown.stderr
     wrong_key = cli("agents", "list", env_extra={"BATCHCALLS_API_KEY": "bck_nope_nope"})
