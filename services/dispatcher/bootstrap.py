@@ -6,7 +6,7 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
@@ -65,6 +65,7 @@ def build_runtime(
         UtcClock(),
         on_fatal=on_fatal,
         max_round=settings.max_round,
+        lease_grace=timedelta(seconds=settings.lease_grace_seconds),
     )
     kafka_consumer = AIOKafkaConsumer(
         bootstrap_servers=infra.kafka_bootstrap,

@@ -20,6 +20,11 @@ class Settings(ServiceSettings):
     )
     poll_max_records: int = Field(default=2000, ge=1, description="Most messages applied in one step.")
     max_round: int = Field(default=500, ge=1, description="Most call requests one workspace round emits.")
+    lease_grace_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Added to the agent's longest call before a silent call's slot is freed.",
+    )
     plan_cache_seconds: float = Field(default=5.0, ge=0, description="How soon a plan change applies.")
 
     def state_database(self) -> str:

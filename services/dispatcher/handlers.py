@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from dispatcher.domain.batch import SEGMENT_SIZE, Batch, BatchState, Lane, QueuedContact
 from dispatcher.domain.ids import attempt_id, event_id
-from dispatcher.domain.lease import Lease
+from dispatcher.domain.lease import LEASE_GRACE, Lease
 from dispatcher.domain.recipient_zone import lane_key
 from dispatcher.domain.retry_policy import Finish, Retry
 from dispatcher.domain.start_rate import SAFETY_MARGIN_SECONDS, StartRate, window_of
@@ -123,6 +123,7 @@ class Dispatcher:
         *,
         on_fatal: Callable[[BaseException], None] | None = None,
         max_round: int = MAX_ROUND,
+        lease_grace: timedelta = LEASE_GRACE,
         autostart: bool = True,
     ) -> None:
         self._store = store
@@ -133,6 +134,7 @@ class Dispatcher:
         self._on_fatal = on_fatal
         self._max_round = max_round
         self._autostart = autostart
+        self._lease_grace = lease_grace
         self._workspaces: dict[str, Workspace] = {}
         self._partitions: set[int] = set()
         self._stopping = False
@@ -474,10 +476,9 @@ class Dispatcher:
             for doc in docs:
                 OUTCOMES.labels(f"final_{doc['final']}").inc()
         for (batch_id, minute), entries in fx.timers.items():
-            await self._store.add_timers(batch_id, minute, entries)
             batch = workspace.batches.get(batch_id)
             if batch is not None:
-                batch.timer_minutes.add(minute)
+                await self._add_timers(batch, minute, entries)
         for workspace_id, number in fx.opted_out:
             await self._dnc.add(workspace_id, number, "opted_out")
         if fx.events:
@@ -662,12 +663,21 @@ class Dispatcher:
             if not batch.lane_open(entry.lane, now, batch.lanes.get(entry.lane)):
                 # Outside the window: wait in the minute bucket of its opening; never fail.
                 opens = batch.next_open(entry.lane, now)
-                await self._store.add_timers(batch.batch_id, minute_of(opens), [(entry, opens)])
-                batch.timer_minutes.add(minute_of(opens))
+                await self._add_timers(batch, minute_of(opens), [(entry, opens)])
                 await self._taken(batch, minute)
                 continue
             await self._taken(batch, minute)
             return entry
+
+    async def _add_timers(
+        self, batch: Batch, minute: int, entries: list[tuple[QueuedContact, datetime]]
+    ) -> None:
+        await self._store.add_timers(batch.batch_id, minute, entries)
+        batch.timer_minutes.add(minute)
+        if minute in batch.loaded_minutes:
+            # That bucket is already in memory: keep memory and store in step, or it would be dropped unread.
+            batch.ready.extend((entry, due, minute) for entry, due in entries)
+            batch.loaded_minutes[minute] += len(entries)
 
     async def _taken(self, batch: Batch, minute: int) -> None:
         if minute in batch.loaded_minutes:
@@ -724,7 +734,7 @@ class Dispatcher:
                     partition=workspace.partition,
                     contact=contact,
                     requested_at=now,
-                    expires_at=Lease.expiry(now, agent.max_call_seconds),
+                    expires_at=Lease.expiry(now, agent.max_call_seconds, self._lease_grace),
                 )
             )
         requests: list[Message] = []

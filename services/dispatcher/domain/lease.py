@@ -22,8 +22,8 @@ class Lease:
     expires_at: datetime
 
     @staticmethod
-    def expiry(requested_at: datetime, max_call_seconds: int) -> datetime:
-        return requested_at + timedelta(seconds=max_call_seconds) + LEASE_GRACE
+    def expiry(requested_at: datetime, max_call_seconds: int, grace: timedelta = LEASE_GRACE) -> datetime:
+        return requested_at + timedelta(seconds=max_call_seconds) + grace
 
     def to_document(self) -> dict[str, Any]:
         c = self.contact

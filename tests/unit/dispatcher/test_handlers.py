@@ -354,3 +354,21 @@ async def test_take_over_after_a_crash_resumes_without_loss_or_redial() -> None:
     assert len(set(attempts)) == n  # every contact dialed exactly once (republish of an open lease aside)
     assert len(w.sink.of(BatchCompleted)) == 1
     assert w.sink.of(BatchCompleted)[0].counts.completed == n  # type: ignore[attr-defined]
+
+
+async def test_a_retry_added_to_a_minute_already_read_is_not_lost() -> None:
+    w = World()
+    await w.start()
+    retry = RetryPolicySpec(max_attempts=2, gaps_seconds=(1,))
+    await w.apply(w.accepted("batch_a", 2, retry_policy=retry), *w.contacts("batch_a", range(1, 3)))
+    await w.rounds(1)
+    first, second = w.requests()
+    await w.apply(w.ended(first, Outcome.BUSY))
+    w.clock.advance(1.5)
+    await w.rounds(1)  # reads the minute bucket and dials the first retry
+    await w.apply(w.ended(second, Outcome.BUSY))  # lands in the same minute bucket, now in memory
+    w.clock.advance(1.5)
+    await w.rounds(1)
+    assert sorted(r.attempt_id for r in w.requests()) == sorted(
+        ["batch_a_r1_a1", "batch_a_r2_a1", "batch_a_r1_a2", "batch_a_r2_a2"]
+    )
