@@ -54,6 +54,8 @@ def stack_env() -> dict[str, str]:
     session's private ones, should an integration fixture have set them in this process)."""
     env = {k: v for k, v in os.environ.items() if k not in ("BC_MONGO_DB", "BC_TOPIC_PREFIX")}
     env["PYTHONUNBUFFERED"] = "1"
+    if os.environ.get("E2E_MONGO_DB"):  # the stack runs on another database (development runs)
+        env["BC_MONGO_DB"] = os.environ["E2E_MONGO_DB"]
     env.setdefault("BC_LOG_LEVEL", "WARNING")
     return env
 
