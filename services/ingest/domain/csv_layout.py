@@ -9,6 +9,13 @@ from dataclasses import dataclass
 
 PHONE_COLUMN = "phone_number"
 _BOM = b"\xef\xbb\xbf"
+# Longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
+_OTHER_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
 
 
 class UploadRejected(Exception):
@@ -33,8 +40,15 @@ class Utf8Stream:
         if not self._started:
             # The BOM may arrive split across chunks: hold the first bytes until we can tell.
             self._head += data
-            if len(self._head) < len(_BOM) and not final:
+            if len(self._head) < 4 and not final:
                 return ""
+            for mark, encoding in _OTHER_BOMS:
+                if self._head.startswith(mark):
+                    raise UploadRejected(
+                        "invalid_encoding",
+                        f"the file is not UTF-8: line 1 starts with a {encoding} byte-order mark; "
+                        "save it as a UTF-8 CSV",
+                    )
             data = self._head[len(_BOM) :] if self._head.startswith(_BOM) else self._head
             self._started, self._head = True, b""
         pending = self._decoder.getstate()[0]
