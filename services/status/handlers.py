@@ -15,12 +15,17 @@ stored, because call documents are written last.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import heapq
 import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
+
+from prometheus_client import Counter
 
 from status.domain.batches import (
     BatchView,
@@ -43,11 +48,14 @@ from status.domain.notifications import (
     newly_started_attempt,
     progress_item,
 )
+from status.domain.signing import REFERENCE_SIGNATURE_HEADER, SIGNATURE_HEADER, signature
 from status.ports import (
     CallWrite,
     Changes,
+    DeliveryLog,
     Endpoint,
     FeedEntry,
+    Outbox,
     OutboxItem,
     ReadModels,
     Record,
@@ -55,9 +63,14 @@ from status.ports import (
     StoredBatch,
     StoredCall,
     WebhookRoutes,
+    WebhookSender,
 )
 
 log = logging.getLogger(__name__)
+
+DELIVERIES = Counter(
+    "batchcalls_status_webhook_attempts_total", "Webhook delivery attempts by result.", ["result"]
+)
 
 _MAX_TRACKED_ROW = 10_000_000
 
@@ -334,4 +347,146 @@ class Projector:
         _trim(self._batches, self._batch_cache_size)
 
 
-__all__ = ["ChunkSummary", "Projector"]
+# --- webhook delivery -----------------------------------------------------------------------------------
+
+
+def _retryable(status: int | None) -> bool:
+    """Network errors, timeouts, 408, 429 and 5xx are retried; any other answer is final."""
+    return status is None or status in (408, 425, 429) or status >= 500
+
+
+class WebhookDeliverer:
+    """Delivers outbox items with retries and exponential backoff, apart from projection (a slow receiver
+    never delays the read models). Every attempt is logged for the endpoint's delivery log."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        log_: DeliveryLog,
+        sender: WebhookSender,
+        *,
+        now_ms: Callable[[], int],
+        max_attempts: int,
+        backoff_ms: int,
+        backoff_max_ms: int,
+        lookback_slots: int,
+        slot_ms: int = 60_000,
+        concurrency: int = 16,
+    ) -> None:
+        self._outbox = outbox
+        self._log = log_
+        self._sender = sender
+        self._now_ms = now_ms
+        self._max_attempts = max_attempts
+        self._backoff_ms = backoff_ms
+        self._backoff_max_ms = backoff_max_ms
+        self._lookback = lookback_slots
+        self._slot_ms = slot_ms
+        self._concurrency = asyncio.Semaphore(concurrency)
+        self._seen: dict[int, set[str]] = {}
+        self._due: list[tuple[int, int, OutboxItem, int]] = []
+        self._counter = 0
+        self._started = False
+
+    def backoff(self, attempt: int) -> int:
+        return int(min(self._backoff_max_ms, self._backoff_ms * 2 ** (attempt - 1)))
+
+    def _schedule(self, at: int, item: OutboxItem, attempt: int) -> None:
+        self._counter += 1
+        heapq.heappush(self._due, (at, self._counter, item, attempt))
+
+    async def scan(self) -> int:
+        """Picks up new outbox items (at the first scan, those of the last `lookback` minutes not yet
+        delivered); returns how many were scheduled."""
+        now = self._now_ms()
+        current = now // self._slot_ms
+        first = current - (self._lookback if not self._started else 1)
+        scheduled = 0
+        for slot in range(first, current + 1):
+            seen = self._seen.setdefault(slot, set())
+            for item in await self._outbox.slot(slot):
+                if item.item_id in seen:
+                    continue
+                seen.add(item.item_id)
+                if not self._started and await self._log.final_logged(item.item_id):
+                    continue
+                self._schedule(now, item, 1)
+                scheduled += 1
+        for slot in [s for s in self._seen if s < current - self._lookback]:
+            del self._seen[slot]
+        self._started = True
+        return scheduled
+
+    async def deliver_due(self) -> int:
+        """Sends every item that is due now; returns how many attempts were made."""
+        now = self._now_ms()
+        ready: list[tuple[OutboxItem, int]] = []
+        while self._due and self._due[0][0] <= now:
+            _, _, item, attempt = heapq.heappop(self._due)
+            ready.append((item, attempt))
+        await asyncio.gather(*(self._attempt(item, attempt) for item, attempt in ready))
+        return len(ready)
+
+    @property
+    def pending(self) -> int:
+        return len(self._due)
+
+    async def _attempt(self, item: OutboxItem, attempt: int) -> None:
+        async with self._concurrency:
+            started = self._now_ms()
+            secret = await self._log.secret_for(item.workspace_id, item.endpoint_id)
+            status: int | None
+            error: str | None
+            if secret is None:
+                status, error = None, "endpoint deleted"
+                final = True
+            else:
+                body = item.body.encode()
+                signed = signature(secret, started // 1000, body)
+                headers = {
+                    "Content-Type": "application/json",
+                    SIGNATURE_HEADER: signed,
+                    REFERENCE_SIGNATURE_HEADER: signed,
+                    "X-Batchcalls-Event": item.event,
+                    "X-Batchcalls-Delivery": item.notice_id,
+                    "User-Agent": "batchcalls-webhooks/1",
+                }
+                status, error = await self._sender.post(item.url, body, headers)
+                ok = status is not None and 200 <= status < 300
+                final = ok or not _retryable(status) or attempt >= self._max_attempts
+            ended = self._now_ms()
+            delivered = status is not None and 200 <= status < 300
+            next_at = None if final else ended + self.backoff(attempt)
+            await self._log.log(
+                {
+                    "_id": f"{item.item_id}#{attempt}",
+                    "item_id": item.item_id,
+                    "endpoint_id": item.endpoint_id,
+                    "workspace_id": item.workspace_id,
+                    "notice_id": item.notice_id,
+                    "event": item.event,
+                    "attempt": attempt,
+                    "status_code": status,
+                    "error": error,
+                    "delivered": delivered,
+                    "final": final,
+                    "at": ended,
+                    "duration_ms": ended - started,
+                    "next_attempt_at": next_at,
+                }
+            )
+            DELIVERIES.labels("delivered" if delivered else "gave_up" if final else "retrying").inc()
+            if next_at is not None:
+                self._schedule(next_at, item, attempt + 1)
+
+    async def run(self, stopping: asyncio.Event, poll_seconds: float) -> None:
+        while not stopping.is_set():
+            try:
+                await self.scan()
+                await self.deliver_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("webhook delivery round failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=poll_seconds)

@@ -169,3 +169,27 @@ class WebhookRoutes(Protocol):
     """Which endpoints want a workspace's events."""
 
     async def endpoints(self, workspace_id: str) -> Sequence[Endpoint]: ...
+
+
+class Outbox(Protocol):
+    """Webhook items waiting for delivery, grouped by the minute they were written in."""
+
+    async def slot(self, slot: int) -> Sequence[OutboxItem]: ...
+
+
+class DeliveryLog(Protocol):
+    """Signing secrets and the per-endpoint log of delivery attempts."""
+
+    async def secret_for(self, workspace_id: str, endpoint_id: str) -> str | None: ...
+
+    async def log(self, entry: dict[str, Any]) -> None: ...
+
+    async def final_logged(self, item_id: str) -> bool: ...
+
+
+class WebhookSender(Protocol):
+    """POSTs one body; returns the HTTP status (None when no response came) and an error text."""
+
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int | None, str | None]: ...

@@ -237,3 +237,19 @@ class MongoReadModels:
         docs = [d async for d in self._feed.find({"batch_id": batch_id, "page": page})]
         docs.sort(key=lambda d: d["seq"])
         return [FeedEntry(d["batch_id"], d["workspace_id"], d["seq"], d["kind"], d["data"]) for d in docs]
+
+    async def slot(self, slot: int) -> list[OutboxItem]:
+        """The outbox items written in minute `slot` (the delivery task's `Outbox`)."""
+        return [
+            OutboxItem(
+                item_id=d["_id"],
+                endpoint_id=d["endpoint_id"],
+                workspace_id=d["workspace_id"],
+                url=d["url"],
+                notice_id=d["notice_id"],
+                event=d["event"],
+                created_at=d["created_at"],
+                body=d["body"],
+            )
+            async for d in self._outbox.find({"slot": slot})
+        ]

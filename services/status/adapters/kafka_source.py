@@ -1,0 +1,137 @@
+"""Reads every topic in one consumer and hands the projector chunks of decoded records.
+
+Offsets are committed only after a chunk is written; on any failure the consumer rewinds to the last
+commit and the projector forgets what it held, so the chunk is projected again (handlers.Projector says
+why that is safe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+from shared.events import decode
+from shared.settings import InfraSettings
+from shared.topics import Topic
+from status.ports import Position, Record
+
+log = logging.getLogger(__name__)
+
+UNDECODABLE = Counter(
+    "batchcalls_status_undecodable_messages_total", "Messages the projector could not decode and skipped."
+)
+
+
+class _Forget(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, on_change: Callable[[], None]) -> None:
+        self._on_change = on_change
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self._on_change()
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self._on_change()
+
+
+class KafkaEventSource:
+    """The projector's consumer of all five topics (group `status`)."""
+
+    def __init__(
+        self,
+        infra: InfraSettings,
+        *,
+        group_id: str,
+        client_id: str,
+        max_records: int,
+        wait_ms: int,
+        on_rebalance: Callable[[], None],
+    ) -> None:
+        self._prefix = infra.topic_prefix
+        self._max_records = max_records
+        self._wait_ms = wait_ms
+        self._on_rebalance = on_rebalance
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=infra.kafka_bootstrap,
+            group_id=group_id,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=max_records,
+            fetch_max_bytes=16 * 1024 * 1024,
+            max_partition_fetch_bytes=2 * 1024 * 1024,
+        )
+        self._names = {topic.name_with(self._prefix): topic for topic in Topic}
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._consumer.subscribe(list(self._names), listener=_Forget(self._on_rebalance))
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def poll(self) -> list[Record]:
+        """The next chunk (possibly empty), across partitions, each partition in order."""
+        batches = await self._consumer.getmany(timeout_ms=self._wait_ms, max_records=self._max_records)
+        records: list[Record] = []
+        for tp, messages in batches.items():
+            topic = self._names.get(tp.topic)
+            name = topic.value if topic else tp.topic
+            for message in messages:
+                try:
+                    decoded = decode(message.value)
+                except ValidationError:
+                    UNDECODABLE.inc()
+                    log.warning(
+                        "undecodable message skipped", extra={"topic": tp.topic, "offset": message.offset}
+                    )
+                    continue
+                records.append(Record(decoded, Position(f"{name}:{tp.partition}", message.offset)))
+        return records
+
+    async def ready(self) -> None:
+        """Raises unless the broker answers (readiness)."""
+        await self._consumer.topics()
+
+    async def commit(self) -> None:
+        await self._consumer.commit()
+
+    async def rewind(self) -> None:
+        """Back to the last committed offsets (after a failed write)."""
+        for tp in self._consumer.assignment():
+            committed = await self._consumer.committed(tp)
+            if committed is None:
+                await self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, committed)
+
+
+async def run_projection(
+    source: KafkaEventSource,
+    project: Callable[[Sequence[Record]], Awaitable[object]],
+    forget: Callable[[], None],
+    stopping: asyncio.Event,
+    *,
+    retry_seconds: float = 1.0,
+) -> None:
+    """Polls, projects, commits — until `stopping` is set. A failed chunk is retried from the last commit."""
+    while not stopping.is_set():
+        try:
+            records = await source.poll()
+            if records:
+                await project(records)
+                await source.commit()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("projection failed; rewinding to the last commit")
+            forget()
+            try:
+                await source.rewind()
+            except Exception:
+                log.exception("rewind failed")
+            await asyncio.sleep(retry_seconds)

@@ -1,0 +1,336 @@
+"""The status query API: batch status, call lists, one call's history, export, live stream and usage.
+
+Served under both prefixes the reference documents (`/v1/batch-calls` and `/v1/api/batch-calls`). Every
+route is workspace-scoped: a batch of another workspace is a 404, exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from shared.api_auth import CurrentCaller
+from shared.http import ApiError
+from status.adapters.mongo_read_models import MongoReadModels
+from status.domain.batches import BatchView
+from status.domain.calls import CallView
+from status.entrypoints import schemas
+from status.entrypoints.export import csv_lines
+from status.entrypoints.live import stream
+from status.ports import StoredBatch
+
+PREFIXES = ("/v1/batch-calls", "/v1/api/batch-calls")
+BatchId = Annotated[str, "the batch id"]
+ListStatus = Literal["all", "waiting", "active", "completed", "failed", "cancelled"]
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class BatchCache:
+    """Batch documents read in the last `ttl_ms` (per process): a dashboard polling a busy batch costs no
+    database read per request, and no answer is older than `ttl_ms`."""
+
+    def __init__(
+        self, read_models: MongoReadModels, ttl_ms: int, clock: Callable[[], float] = time.monotonic
+    ):
+        self._read_models = read_models
+        self._ttl = ttl_ms / 1000
+        self._clock = clock
+        self._entries: dict[str, tuple[float, StoredBatch | None]] = {}
+
+    async def get(self, workspace_id: str, batch_id: str) -> StoredBatch | None:
+        now = self._clock()
+        hit = self._entries.get(batch_id)
+        if hit is None or now - hit[0] >= self._ttl:
+            stored = await self._read_models.load_batch(batch_id)
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[batch_id] = (now, stored)
+            hit = (now, stored)
+        stored = hit[1]
+        if stored is None or stored.view.workspace_id != workspace_id:
+            return None
+        return stored
+
+
+def _read_models(request: Request) -> MongoReadModels:
+    read_models: MongoReadModels = request.app.state.read_models
+    return read_models
+
+
+def _cache(request: Request) -> BatchCache:
+    cache: BatchCache = request.app.state.batch_cache
+    return cache
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def _batch(request: Request, caller: CurrentCaller, batch_id: str) -> StoredBatch:
+    stored = await _cache(request).get(caller.workspace_id, batch_id)
+    if stored is None:
+        raise ApiError(404, "not_found", f"batch {batch_id} not found")
+    return stored
+
+
+def batch_router() -> APIRouter:
+    router = APIRouter(tags=["batch status"])
+
+    @router.get(
+        "",
+        response_model=schemas.BatchListBody,
+        responses=schemas.error_responses(400, 401, 403, 429),
+        summary="List the workspace's batches, newest first",
+    )
+    async def list_batches(
+        request: Request,
+        caller: CurrentCaller,
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> schemas.BatchListBody:
+        stored = await _read_models(request).workspace_batches(caller.workspace_id)
+        views = sorted((s.view for s in stored), key=lambda b: (-(b.created_at or 0), b.batch_id))
+        chosen = views[(page - 1) * limit : page * limit]
+        return schemas.BatchListBody(
+            batches=[schemas.batch_summary(b) for b in chosen],
+            pagination=schemas.pagination(page, limit, len(views)),
+        )
+
+    @router.get(
+        "/{batch_id}",
+        response_model=schemas.BatchStatusBody,
+        responses=schemas.error_responses(401, 403, 404, 429),
+        summary="Batch status with a nested progress object",
+    )
+    async def batch_status(
+        request: Request, caller: CurrentCaller, batch_id: BatchId
+    ) -> schemas.BatchStatusBody:
+        stored = await _batch(request, caller, batch_id)
+        return schemas.batch_status(stored.view, _now_ms())
+
+    @router.get(
+        "/{batch_id}/status",
+        response_model=schemas.FlatStatusBody,
+        responses=schemas.error_responses(401, 403, 404, 429),
+        summary="The same numbers flattened, for polling dashboards",
+    )
+    async def flat_status(
+        request: Request, caller: CurrentCaller, batch_id: BatchId
+    ) -> schemas.FlatStatusBody:
+        stored = await _batch(request, caller, batch_id)
+        return schemas.flat_status(stored.view, _now_ms())
+
+    @router.get(
+        "/{batch_id}/calls",
+        response_model=schemas.CallsBody,
+        responses=schemas.error_responses(400, 401, 403, 404, 429),
+        summary="A page of the batch's calls, optionally by status",
+    )
+    async def list_calls(
+        request: Request,
+        caller: CurrentCaller,
+        batch_id: BatchId,
+        page: Annotated[int, Query(ge=1, le=10_000_000)] = 1,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        status: ListStatus = "all",
+    ) -> schemas.CallsBody:
+        stored = await _batch(request, caller, batch_id)
+        batch = stored.view
+        skip = (page - 1) * limit
+        views: list[CallView]
+        if status == "all":
+            total = batch.counts.seen
+            rows = await _read_models(request).calls_by_rows(batch_id, skip + 1, skip + limit)
+            views = [r.view for r in rows]
+        else:
+            total = getattr(batch.counts, status)
+            if skip >= total:
+                views = []
+            else:
+                found = await _read_models(request).calls_in_list(stored, status, skip, limit)
+                views = [f.view for f in found]
+        return schemas.CallsBody(
+            calls=[schemas.call_item(v) for v in views],
+            pagination=schemas.pagination(page, limit, total),
+            summary=schemas.summary(batch),
+        )
+
+    @router.get(
+        "/{batch_id}/calls/{job_id}",
+        response_model=schemas.CallDetailBody,
+        responses=schemas.error_responses(401, 403, 404, 429),
+        summary="One call with its attempt history",
+    )
+    async def call_detail(
+        request: Request, caller: CurrentCaller, batch_id: BatchId, job_id: str
+    ) -> schemas.CallDetailBody:
+        await _batch(request, caller, batch_id)
+        stored = await _read_models(request).latest_call(job_id)
+        if (
+            stored is None
+            or stored.view.batch_id != batch_id
+            or stored.view.workspace_id != caller.workspace_id
+        ):
+            raise ApiError(404, "not_found", f"call {job_id} not found in batch {batch_id}")
+        return schemas.call_detail(stored.view)
+
+    @router.get(
+        "/{batch_id}/export",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "content": {"text/csv": {}},
+                "description": "Every contact with outcome, attempts, billing",
+            },
+            **schemas.error_responses(401, 403, 404, 429),
+        },
+        summary="Results export (CSV, streamed)",
+    )
+    async def export(request: Request, caller: CurrentCaller, batch_id: BatchId) -> StreamingResponse:
+        stored = await _batch(request, caller, batch_id)
+        columns = stored.view.columns[1] if stored.view.columns else ()
+
+        async def views() -> AsyncIterator[CallView]:
+            async for call in _read_models(request).all_calls(stored):
+                yield call.view
+
+        return StreamingResponse(
+            csv_lines(views(), columns),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{batch_id}.csv"'},
+        )
+
+    @router.get(
+        "/{batch_id}/events",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "content": {"text/event-stream": {}},
+                "description": "Server-Sent Events: `progress`, `call`, `batch.<status>`, then `end`. "
+                "Resume with the `Last-Event-ID` header.",
+            },
+            **schemas.error_responses(400, 401, 403, 404, 429),
+        },
+        summary="Live progress and call events (Server-Sent Events)",
+    )
+    async def events(
+        request: Request,
+        caller: CurrentCaller,
+        batch_id: BatchId,
+        last_event_id: Annotated[str | None, Header()] = None,
+        lastEventId: Annotated[
+            int | None, Query(ge=0, description="Same as the Last-Event-ID header")
+        ] = None,
+    ) -> StreamingResponse:
+        stored = await _batch(request, caller, batch_id)
+        resume = lastEventId
+        if last_event_id is not None and last_event_id.strip():
+            if not last_event_id.strip().isdigit():
+                raise ApiError(400, "bad_request", "Last-Event-ID must be a number from this stream")
+            resume = int(last_event_id.strip())
+        read_models = _read_models(request)
+        settings = request.app.state.settings
+
+        async def current() -> BatchView | None:
+            found = await _cache(request).get(caller.workspace_id, batch_id)
+            return found.view if found else None
+
+        return StreamingResponse(
+            stream(
+                stored.view,
+                resume,
+                read_models.feed_page,
+                current,
+                request.is_disconnected,
+                poll_seconds=settings.sse_poll_ms / 1000,
+                heartbeat_seconds=settings.sse_heartbeat_seconds,
+            ),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    return router
+
+
+def usage_router() -> APIRouter:
+    router = APIRouter(tags=["usage"])
+
+    @router.get(
+        "/v1/usage",
+        response_model=schemas.UsageBody,
+        response_model_by_alias=True,
+        responses=schemas.error_responses(400, 401, 403, 429),
+        summary="Billable attempts and minutes per batch and per period",
+    )
+    async def usage(
+        request: Request,
+        caller: CurrentCaller,
+        from_: Annotated[str | None, Query(alias="from", description="First UTC day, YYYY-MM-DD")] = None,
+        to: Annotated[str | None, Query(description="Last UTC day, YYYY-MM-DD")] = None,
+        period: Literal["day", "month"] = "day",
+    ) -> schemas.UsageBody:
+        for name, value in (("from", from_), ("to", to)):
+            if value is not None:
+                if not _DAY.match(value):
+                    raise ApiError(400, "bad_request", f"{name} must be a date, YYYY-MM-DD")
+                try:
+                    date.fromisoformat(value)
+                except ValueError as exc:
+                    raise ApiError(400, "bad_request", f"{name} is not a real date") from exc
+        stored = await _read_models(request).workspace_batches(caller.workspace_id)
+        per_batch: list[schemas.UsageBatch] = []
+        periods: dict[str, list[float]] = {}
+        for s in sorted(stored, key=lambda s: (-(s.view.created_at or 0), s.view.batch_id)):
+            attempts = minutes = 0
+            seconds_ms = 0
+            for u in s.view.usage:
+                if (from_ and u.day < from_) or (to and u.day > to):
+                    continue
+                attempts += u.attempts
+                minutes += u.minutes
+                seconds_ms += u.seconds_ms
+                key = u.day if period == "day" else u.day[:7]
+                line = periods.setdefault(key, [0, 0, 0])
+                line[0] += u.attempts
+                line[1] += u.minutes
+                line[2] += u.seconds_ms
+            if attempts:
+                per_batch.append(
+                    schemas.UsageBatch(
+                        batchId=s.view.batch_id,
+                        name=s.view.accepted.name if s.view.accepted else None,
+                        billableAttempts=attempts,
+                        billableMinutes=minutes,
+                        billableSeconds=seconds_ms / 1000,
+                    )
+                )
+        return schemas.UsageBody(
+            workspaceId=caller.workspace_id,
+            period=period,
+            fromDate=from_,
+            toDate=to,
+            totals=schemas.UsageLine(
+                billableAttempts=sum(b.billableAttempts for b in per_batch),
+                billableMinutes=sum(b.billableMinutes for b in per_batch),
+                billableSeconds=math.fsum(b.billableSeconds for b in per_batch),
+            ),
+            batches=per_batch,
+            periods=[
+                schemas.UsagePeriod(
+                    period=key,
+                    billableAttempts=int(v[0]),
+                    billableMinutes=int(v[1]),
+                    billableSeconds=v[2] / 1000,
+                )
+                for key, v in sorted(periods.items())
+            ],
+        )
+
+    return router
