@@ -258,7 +258,7 @@ def build() -> gd.Dashboard:
                 ),
                 Query(f"sum(rate(batchcalls_ingest_failures_total[{RATE}]))", "ingestion failures"),
                 Query(
-                    f'sum(rate(batchcalls_status_webhook_deliveries_total{{result!="delivered"}}[{RATE}]))',
+                    f'sum(rate(batchcalls_status_webhook_attempts_total{{result!="delivered"}}[{RATE}]))',
                     "webhook failures",
                 ),
             )
@@ -295,10 +295,10 @@ def build() -> gd.Dashboard:
         .with_panel(
             series(
                 "Webhook deliveries",
-                "Webhook delivery attempts by result.",
+                "Webhook delivery attempts by result (delivered, retrying, gave_up).",
                 "reqps",
                 Query(
-                    f"sum by (result) (rate(batchcalls_status_webhook_deliveries_total[{RATE}]))",
+                    f"sum by (result) (rate(batchcalls_status_webhook_attempts_total[{RATE}]))",
                     "{{result}}",
                 ),
             )
