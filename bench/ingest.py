@@ -169,10 +169,10 @@ class RssSampler(threading.Thread):
         self.process = process
         self.peak_main = 0
         self.peak_total = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 main = self.process.memory_info().rss
                 total = main + sum(c.memory_info().rss for c in self.process.children(recursive=True))
@@ -180,31 +180,32 @@ class RssSampler(threading.Thread):
                 total = main = 0
             self.peak_main = max(self.peak_main, main)
             self.peak_total = max(self.peak_total, total)
-            self._stop.wait(0.05)
+            self._halt.wait(0.05)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         if self.is_alive():
             self.join()
 
 
-async def _end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
-    parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-    return dict(await consumer.end_offsets(parts))
+def _partitions(topic: Topic, infra: InfraSettings) -> list[TopicPartition]:
+    return [TopicPartition(topic.name_with(infra.topic_prefix), p) for p in range(topic.partitions)]
 
 
-async def _wait_ingested(consumer: AIOKafkaConsumer, batch_id: str, timeout: float) -> float:
-    deadline = time.monotonic() + timeout
+async def _wait_ingested(consumer: AIOKafkaConsumer, batch_id: str, within: float) -> float:
+    deadline = time.monotonic() + within
     needle = f'"batch_id":"{batch_id}"'.encode()
     while time.monotonic() < deadline:
         for records in (await consumer.getmany(timeout_ms=200)).values():
             for record in records:
                 if record.value and needle in record.value and b'"batch.ingested"' in record.value:
                     return time.perf_counter()
-    raise TimeoutError(f"no batch.ingested for {batch_id} within {timeout} s")
+    raise TimeoutError(f"no batch.ingested for {batch_id} within {within} s")
 
 
-async def _count_contacts(infra: InfraSettings, start: dict[TopicPartition, int], batch_id: str) -> dict[str, int]:
+async def _count_contacts(
+    infra: InfraSettings, start: dict[TopicPartition, int], batch_id: str
+) -> dict[str, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -216,7 +217,11 @@ async def _count_contacts(infra: InfraSettings, start: dict[TopicPartition, int]
         needle = f'"batch_id":"{batch_id}"'.encode()
         seen: set[int] = set()
         counts = {"events": 0, "accepted": 0, "skipped": 0}
-        while any((await consumer.position(tp)) < ends[tp] for tp in parts):
+
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in parts])
+
+        while await behind():
             for records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
                 for record in records:
                     if record.value and needle in record.value:
@@ -231,10 +236,14 @@ async def _count_contacts(infra: InfraSettings, start: dict[TopicPartition, int]
 
 
 async def one_run(
-    gateway: str, path: Path, rows: int, headers: dict[str, str], agent_id: str, infra: InfraSettings, port: int
+    gateway: str,
+    body: bytes,
+    rows: int,
+    headers: dict[str, str],
+    agent_id: str,
+    infra: InfraSettings,
+    port: int,
 ) -> dict[str, Any]:
-    batches = Topic.BATCHES.name_with(infra.topic_prefix)
-    contacts = Topic.CONTACTS.name_with(infra.topic_prefix)
     consumer = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, enable_auto_commit=False)
     await consumer.start()
     process = _ingest_process(port)
@@ -242,14 +251,12 @@ async def one_run(
         raise SystemExit(f"no ingest process listens on {port}")
     sampler = RssSampler(process)
     try:
-        await consumer.topics()  # loads the partition metadata
-        parts = [TopicPartition(batches, p) for p in consumer.partitions_for_topic(batches) or ()]
+        parts = _partitions(Topic.BATCHES, infra)
         consumer.assign(parts)
         for tp, offset in (await consumer.end_offsets(parts)).items():
             consumer.seek(tp, offset)
-        start_contacts = await _end_offsets(consumer, contacts)
+        start_contacts = dict(await consumer.end_offsets(_partitions(Topic.CONTACTS, infra)))
         sampler.start()
-        body = path.read_bytes()
         async with httpx.AsyncClient(timeout=120) as client:
             sent = time.perf_counter()
             response = await client.post(
@@ -261,7 +268,7 @@ async def one_run(
             answered = time.perf_counter()
         response.raise_for_status()
         batch_id = response.json()["batchId"]
-        ingested = await _wait_ingested(consumer, batch_id, timeout=600)
+        ingested = await _wait_ingested(consumer, batch_id, within=600)
     finally:
         sampler.stop()
         await consumer.stop()
@@ -329,9 +336,10 @@ def main() -> int:
     started = None if _listening(opts.ingest_port) else _start_ingest(opts.ingest_port)
     try:
         headers, agent_id = asyncio.run(setup(opts.gateway, infra))
+        body = path.read_bytes()
         runs = []
         for i in range(opts.runs):
-            run = asyncio.run(one_run(opts.gateway, path, rows, headers, agent_id, infra, opts.ingest_port))
+            run = asyncio.run(one_run(opts.gateway, body, rows, headers, agent_id, infra, opts.ingest_port))
             print(f"run {i + 1}: {json.dumps(run)}", file=sys.stderr)
             runs.append(run)
     finally:

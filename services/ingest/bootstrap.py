@@ -21,7 +21,7 @@ from ingest.adapters.mongo_stores import (
     ensure_indexes,
 )
 from ingest.adapters.record_reader import ThreadedRecordReader
-from ingest.adapters.validation_pool import InlineValidator, ProcessPoolValidator
+from ingest.adapters.validation_pool import InlinePreparer, ProcessPoolPreparer
 from ingest.config import Settings
 from ingest.handlers import IngestDeps
 from ingest.ingestion import IngestionRunner
@@ -48,7 +48,7 @@ class Runtime:
     client: AsyncMongoClient[Document]
     db: AsyncDatabase[Document]
     sink: KafkaEventSink
-    validator: ProcessPoolValidator | InlineValidator
+    preparer: ProcessPoolPreparer | InlinePreparer
     deps: IngestDeps
     runner: IngestionRunner
     agents: MongoAgentStore
@@ -67,7 +67,7 @@ class Runtime:
     async def stop(self) -> None:
         await self.runner.stop()
         await self.sink.stop()
-        self.validator.close()
+        self.preparer.close()
         await self.client.close()
 
     async def check_mongo(self) -> None:
@@ -84,15 +84,13 @@ def build_runtime(settings: Settings) -> Runtime:
     sink = KafkaEventSink(
         settings.infra, name, linger_ms=settings.kafka_linger_ms, batch_bytes=settings.kafka_batch_bytes
     )
-    validator: ProcessPoolValidator | InlineValidator = (
-        ProcessPoolValidator(settings.validation_workers)
-        if settings.validation_workers
-        else InlineValidator()
+    preparer: ProcessPoolPreparer | InlinePreparer = (
+        ProcessPoolPreparer(settings.validation_workers) if settings.validation_workers else InlinePreparer()
     )
     dnc = DoNotCallList(db)
     deps = IngestDeps(
         events=sink,
-        validator=validator,
+        preparer=preparer,
         uploads=MongoUploadStore(db),
         reader=ThreadedRecordReader(),
         batches=MongoBatchStore(db),
@@ -113,7 +111,7 @@ def build_runtime(settings: Settings) -> Runtime:
         client=client,
         db=db,
         sink=sink,
-        validator=validator,
+        preparer=preparer,
         deps=deps,
         runner=runner,
         agents=MongoAgentStore(db),

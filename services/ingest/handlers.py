@@ -17,13 +17,15 @@ from ingest.domain.verdicts import RowJudge
 from ingest.ports import (
     BatchProgress,
     BatchStore,
+    ContactContext,
     ContactRow,
     CursorStore,
     DoNotCallNumbers,
     EventSink,
-    NumberValidator,
+    PreparedRows,
     RecordBlock,
     RecordReader,
+    RowPreparer,
     UploadStore,
 )
 from shared.events import AgentSnapshot, CancelBatch, PauseBatch, ResumeBatch
@@ -37,7 +39,7 @@ class IngestDeps:
     """What the use cases need; built once by `bootstrap`."""
 
     events: EventSink
-    validator: NumberValidator
+    preparer: RowPreparer
     uploads: UploadStore
     reader: RecordReader
     batches: BatchStore
@@ -60,15 +62,14 @@ class BatchNotFound(Exception):
 # --- publishing a batch's contacts -------------------------------------------------------------------------
 
 
-async def _judged_blocks(
-    deps: IngestDeps, blocks: AsyncIterator[RecordBlock], default_region: str | None
-) -> AsyncIterator[tuple[RecordBlock, list[str]]]:
-    """Each block with its numbers normalised; up to `blocks_ahead` blocks are in the validators at once."""
-    pending: deque[tuple[RecordBlock, asyncio.Future[list[str]]]] = deque()
+async def _prepared_blocks(
+    deps: IngestDeps, blocks: AsyncIterator[RecordBlock], context: ContactContext
+) -> AsyncIterator[tuple[RecordBlock, PreparedRows]]:
+    """Each block with its numbers normalised; up to `blocks_ahead` blocks are in the workers at once."""
+    pending: deque[tuple[RecordBlock, asyncio.Future[PreparedRows]]] = deque()
     try:
         async for block in blocks:
-            phones = [block.header.phone_of(r.cells) for r in block.records]
-            pending.append((block, asyncio.ensure_future(deps.validator.normalise(phones, default_region))))
+            pending.append((block, asyncio.ensure_future(deps.preparer.prepare(block, context))))
             if len(pending) > deps.blocks_ahead:
                 done, future = pending.popleft()
                 yield done, await future
@@ -80,13 +81,18 @@ async def _judged_blocks(
             future.cancel()
 
 
-async def publish_batch(deps: IngestDeps, batch: BatchRecord) -> PublishCursor:
+async def publish_batch(
+    deps: IngestDeps, batch: BatchRecord, upload: AsyncIterator[bytes] | None = None
+) -> PublishCursor:
     """Publish `BatchAccepted`, then one contact event per row in file order, then `BatchIngested`.
 
     The cursor records the last acknowledged row after each block; a resumed run re-judges the earlier rows
     (so duplicates are still found) but publishes only the rows after the cursor. Contact ids are
     deterministic, so a block re-sent after a crash between its acknowledgement and the cursor write is
-    the same contacts again, which consumers ignore."""
+    the same contacts again, which consumers ignore.
+
+    `upload` is the upload's bytes when the caller still has them (just accepted); else they are read back
+    from the upload store."""
     cursor = await deps.cursors.load(batch.batch_id) or PublishCursor(
         batch_id=batch.batch_id, workspace_id=batch.workspace_id, updated_at=deps.clock()
     )
@@ -98,16 +104,24 @@ async def publish_batch(deps: IngestDeps, batch: BatchRecord) -> PublishCursor:
         await deps.cursors.save(cursor)
     judge = RowJudge(await deps.do_not_call.numbers(batch.workspace_id))
     rows_seen = 0
-    chunks = deps.uploads.chunks(batch.batch_id, batch.upload_chunks)
-    async for block, normalised in _judged_blocks(
-        deps, deps.reader.blocks(chunks, deps.rows_per_block), batch.default_region
+    chunks = upload if upload is not None else deps.uploads.chunks(batch.batch_id, batch.upload_chunks)
+    context = ContactContext(batch.workspace_id, batch.batch_id, batch.default_region, deps.clock())
+    async for block, prepared in _prepared_blocks(
+        deps, deps.reader.blocks(chunks, deps.rows_per_block), context
     ):
         header = block.header
         fresh: list[ContactRow] = []
-        for record, result in zip(block.records, normalised, strict=True):
-            verdict = judge.judge(record.row_number, header.phone_of(record.cells), result)
-            if record.row_number > cursor.rows_done:
-                fresh.append(ContactRow(verdict, header.variables_of(record.cells)))
+        done = cursor.rows_done
+        for record, result, body in zip(
+            block.records, prepared.normalised, prepared.accepted_bodies, strict=True
+        ):
+            verdict = judge.judge(record.row_number, result)
+            if record.row_number <= done:
+                continue
+            if verdict.skip is None:
+                fresh.append(ContactRow(verdict, accepted_body=body))
+            else:
+                fresh.append(ContactRow(verdict, variables=header.variables_of(record.cells)))
         rows_seen = block.records[-1].row_number
         if fresh:
             await deps.events.publish_contacts(batch, fresh, deps.clock())
@@ -189,13 +203,13 @@ async def validate_upload(
     """Judge every row exactly as publishing would, and report instead of publishing."""
     report = ValidationReport()
     judge = RowJudge(await deps.do_not_call.numbers(workspace_id))
-    async for block, normalised in _judged_blocks(
-        deps, deps.reader.blocks(chunks, deps.rows_per_block), default_region
+    context = ContactContext(workspace_id, "validation", default_region, deps.clock(), encode=False)
+    async for block, prepared in _prepared_blocks(
+        deps, deps.reader.blocks(chunks, deps.rows_per_block), context
     ):
         header = report.header = block.header
-        for record, result in zip(block.records, normalised, strict=True):
-            raw = header.phone_of(record.cells)
-            verdict = judge.judge(record.row_number, raw, result)
+        for record, result in zip(block.records, prepared.normalised, strict=True):
+            verdict = judge.judge(record.row_number, result)
             report.total_rows = record.row_number
             if verdict.skip is None:
                 if len(report.preview) < preview_rows:
@@ -210,7 +224,7 @@ async def validate_upload(
                         header.phone_column,
                         verdict.skip.value,
                         verdict.detail,
-                        raw,
+                        header.phone_of(record.cells),
                     )
                 )
     report.valid_rows = judge.accepted

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from prometheus_client import Counter, Gauge
 
@@ -23,6 +24,11 @@ INGESTIONS_ACTIVE = Gauge("batchcalls_ingest_active_ingestions", "Batches being 
 INGESTION_FAILURES = Counter("batchcalls_ingest_failures_total", "Batch publishing runs that raised.")
 
 
+async def _replay(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    while chunks:
+        yield chunks.pop(0)  # release each chunk once parsed
+
+
 class IngestionRunner:
     """At most `concurrency` batches publish at once; a batch is never published twice at once here."""
 
@@ -36,18 +42,19 @@ class IngestionRunner:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._watcher: asyncio.Task[None] | None = None
 
-    def submit(self, batch: BatchRecord) -> None:
+    def submit(self, batch: BatchRecord, upload: list[bytes] | None = None) -> None:
+        """Publish `batch` in the background; `upload` is its bytes if still at hand (else re-read)."""
         if batch.batch_id in self._running:
             return
-        task = asyncio.create_task(self._run(batch), name=f"ingest-{batch.batch_id}")
+        task = asyncio.create_task(self._run(batch, upload), name=f"ingest-{batch.batch_id}")
         self._running[batch.batch_id] = task
         task.add_done_callback(lambda _: self._running.pop(batch.batch_id, None))
 
-    async def _run(self, batch: BatchRecord) -> None:
+    async def _run(self, batch: BatchRecord, upload: list[bytes] | None) -> None:
         async with self._slots:
             INGESTIONS_ACTIVE.inc()
             try:
-                cursor = await publish_batch(self._deps, batch)
+                cursor = await publish_batch(self._deps, batch, _replay(upload) if upload else None)
                 ROWS_PUBLISHED.labels(batch.workspace_id, "accepted").inc(cursor.accepted)
                 ROWS_PUBLISHED.labels(batch.workspace_id, "skipped").inc(cursor.skipped)
                 log.info(

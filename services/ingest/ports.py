@@ -22,16 +22,42 @@ class StoredAgent:
 
 @dataclass(frozen=True)
 class ContactRow:
-    """A judged row with its variables, ready to become a `ContactAccepted` or `ContactSkipped`."""
+    """A judged row, ready to publish. An accepted row carries the `ContactAccepted` body the workers
+    prepared (`PreparedRows`); a skipped row carries its variables and is encoded when published."""
 
     verdict: Verdict
-    variables: dict[str, str]
+    accepted_body: bytes = b""
+    variables: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
 class RecordBlock:
     header: Header
     records: list[Record]
+
+
+@dataclass(frozen=True)
+class ContactContext:
+    """What a prepared contact event needs besides its row."""
+
+    workspace_id: str
+    batch_id: str
+    default_region: str | None
+    occurred_at: datetime
+    encode: bool = True
+    """False when only the numbers matter (validation)."""
+
+
+@dataclass(frozen=True)
+class PreparedRows:
+    """Per record of a block: the normalised number (see `domain.phone.normalise_many`) and, when the
+    number is valid, the row's `ContactAccepted` wire body (b"" otherwise, or when not encoding).
+
+    Building the accepted body in the workers keeps the event loop free: only the rows that the judge
+    skips (duplicates, do-not-call: a few percent) are encoded afterwards."""
+
+    normalised: list[str]
+    accepted_bodies: list[bytes]
 
 
 class EventSink(Protocol):
@@ -44,10 +70,10 @@ class EventSink(Protocol):
     ) -> None: ...
 
 
-class NumberValidator(Protocol):
-    """Normalises numbers to E.164 (possibly in other processes); see `domain.phone.normalise_many`."""
+class RowPreparer(Protocol):
+    """Normalises a block's numbers to E.164 and encodes its variables (possibly in other processes)."""
 
-    async def normalise(self, raws: list[str], default_region: str | None) -> list[str]: ...
+    async def prepare(self, block: RecordBlock, context: ContactContext) -> PreparedRows: ...
 
 
 class UploadStore(Protocol):

@@ -7,6 +7,8 @@ cursor by the publisher alone.
 
 from __future__ import annotations
 
+import asyncio
+import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -37,14 +39,20 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
 
 
 class MongoUploadStore:
-    """An upload as numbered chunks `{batch_id}:{n}` (each well under MongoDB's 16 MB document limit)."""
+    """An upload as numbered chunks `{batch_id}:{n}`, zlib-compressed (level 1).
+
+    CSV compresses about 4:1; FerretDB stores a document as JSON with binary in base64, so writing 5 MB
+    instead of 20 MB is what keeps the upload response fast (measured: 0.35 s against 1.7 s)."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._coll = db[UPLOADS]
 
     async def write_chunk(self, batch_id: str, number: int, data: bytes) -> None:
+        packed = await asyncio.to_thread(zlib.compress, data, 1)  # zlib releases the GIL
         await self._coll.replace_one(
-            {"_id": f"{batch_id}:{number}"}, {"batch_id": batch_id, "n": number, "data": data}, upsert=True
+            {"_id": f"{batch_id}:{number}"},
+            {"batch_id": batch_id, "n": number, "codec": "zlib", "size": len(data), "data": packed},
+            upsert=True,
         )
 
     def chunks(self, batch_id: str, count: int) -> AsyncIterator[bytes]:
@@ -55,7 +63,8 @@ class MongoUploadStore:
             doc = await self._coll.find_one({"_id": f"{batch_id}:{number}"})
             if doc is None:
                 raise LookupError(f"upload chunk {number} of {batch_id} is missing")
-            yield bytes(doc["data"])
+            data = bytes(doc["data"])
+            yield await asyncio.to_thread(zlib.decompress, data) if doc.get("codec") == "zlib" else data
 
     async def delete(self, batch_id: str) -> None:
         await self._coll.delete_many({"batch_id": batch_id})

@@ -14,7 +14,8 @@ from phonenumbers import re_util
 re_util.enable_pattern_cache()
 
 INVALID_MARK = "!"
-"""Results of `normalise_many` that start with this mark are error details, not numbers."""
+"""Results of `normalise_many` that start with this mark are not numbers: `!{problem}\x1f{raw cell}`."""
+_RAW_SEPARATOR = "\x1f"
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,23 @@ def normalise(raw: str, default_region: str | None) -> Normalised:
 
 
 def normalise_many(raws: list[str], default_region: str | None) -> list[str]:
-    """The compact, picklable form a validation worker returns: E.164, or `INVALID_MARK` + the problem."""
+    """The compact, picklable form a validation worker returns: E.164, or `INVALID_MARK` + the problem +
+    the raw cell (see `invalid_parts`)."""
     out: list[str] = []
     append = out.append
     for raw in raws:
         result = normalise(raw, default_region)
-        append(result.e164 if result.e164 is not None else INVALID_MARK + result.problem)
+        if result.e164 is not None:
+            append(result.e164)
+        else:
+            append(f"{INVALID_MARK}{result.problem}{_RAW_SEPARATOR}{raw.strip()}")
     return out
+
+
+def invalid_parts(result: str) -> tuple[str, str]:
+    """(problem, raw cell) of a `normalise_many` result that starts with `INVALID_MARK`."""
+    problem, _, raw = result[1:].partition(_RAW_SEPARATOR)
+    return problem, raw
 
 
 def is_region(code: str) -> bool:

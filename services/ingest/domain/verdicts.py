@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Set
 from dataclasses import dataclass
 
-from ingest.domain.phone import INVALID_MARK
+from ingest.domain.phone import INVALID_MARK, invalid_parts
 from shared.outcomes import SkipReason
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """One row's fate; `phone_number` is E.164 when it parsed, else the raw cell."""
 
@@ -33,10 +33,11 @@ class RowJudge:
         self.accepted = 0
         self.skipped: dict[SkipReason, int] = dict.fromkeys(SkipReason, 0)
 
-    def judge(self, row_number: int, raw: str, normalised: str) -> Verdict:
-        """`normalised` is a worker's result: E.164, or `INVALID_MARK` + the problem."""
+    def judge(self, row_number: int, normalised: str) -> Verdict:
+        """`normalised` is a `normalise_many` result: E.164, or the problem and the raw cell."""
         if normalised.startswith(INVALID_MARK):
-            return self._skip(Verdict(row_number, raw.strip(), SkipReason.INVALID_NUMBER, normalised[1:]))
+            problem, raw = invalid_parts(normalised)
+            return self._skip(Verdict(row_number, raw, SkipReason.INVALID_NUMBER, problem))
         first = self._first_row.setdefault(normalised, row_number)
         if first != row_number:
             return self._skip(

@@ -219,7 +219,7 @@ def _batch_router(prefix: str) -> APIRouter:
             if key is not None:
                 await runtime.idempotency.release(workspace.workspace_id, key)
             raise
-        runtime.runner.submit(batch)
+        runtime.runner.submit(batch, spool.memory)
         response = StartResponse(batchId=batch_id, totalCalls=rows)
         if key is not None:
             await runtime.idempotency.complete(workspace.workspace_id, key, response.model_dump())

@@ -33,8 +33,9 @@ def rejected(exc: UploadRejected) -> ApiError:
 
 class UploadSpool:
     """Takes the file part's bytes: enforces the size limit, checks UTF-8 as it goes, counts rows (in a
-    thread) and writes the bytes to the upload store in fixed-size chunks; or keeps them in memory when
-    there is no store (validation creates nothing)."""
+    thread) and writes the bytes to the upload store in fixed-size chunks (none without a store: validation
+    creates nothing). The chunks are also kept in `memory`, so publishing can start without reading them
+    back."""
 
     def __init__(self, store: UploadStore | None, batch_id: str, *, max_bytes: int, chunk_bytes: int) -> None:
         self._store = store
@@ -64,9 +65,8 @@ class UploadSpool:
             del self._buffer[: self._chunk_bytes]
 
     async def _flush(self, data: bytes) -> None:
-        if self._store is None:
-            self.memory.append(data)
-        else:
+        self.memory.append(data)
+        if self._store is not None:
             await self._store.write_chunk(self._batch_id, self.chunks_written, data)
         self.chunks_written += 1
 
