@@ -35,7 +35,9 @@ def entry_doc(c: QueuedContact) -> Doc:
         "c": c.contact_id,
         "r": c.row_number,
         "p": c.phone_number,
-        "v": c.variables,
+        # Pairs, not a sub-document: a CSV column name may hold `.`, start with `$` or hold a NUL byte,
+        # none of which MongoDB / FerretDB accept as a key (a crash loop on one upload's header).
+        "v": [[name, value] for name, value in c.variables.items()],
         "l": c.lane,
         "n": c.attempt_number,
         "h": list(c.previous),

@@ -35,7 +35,7 @@ class Lease:
             "contact_id": c.contact_id,
             "row_number": c.row_number,
             "phone_number": c.phone_number,
-            "variables": c.variables,
+            "variables": [[name, value] for name, value in c.variables.items()],  # pairs: see entry_doc
             "lane": c.lane,
             "attempt_number": c.attempt_number,
             "previous": list(c.previous),
