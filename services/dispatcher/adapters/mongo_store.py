@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from dispatcher.domain.batch import QueuedContact
+from dispatcher.domain.lease import variables_doc, variables_of
 from dispatcher.ports import Doc
 
 BATCHES = "dispatch_batches"
@@ -35,9 +36,7 @@ def entry_doc(c: QueuedContact) -> Doc:
         "c": c.contact_id,
         "r": c.row_number,
         "p": c.phone_number,
-        # Pairs, not a sub-document: a CSV column name may hold `.`, start with `$` or hold a NUL byte,
-        # none of which MongoDB / FerretDB accept as a key (a crash loop on one upload's header).
-        "v": [[name, value] for name, value in c.variables.items()],
+        "v": variables_doc(c.variables),
         "l": c.lane,
         "n": c.attempt_number,
         "h": list(c.previous),
@@ -50,7 +49,7 @@ def entry_of(batch_id: str, d: Doc) -> QueuedContact:
         batch_id=batch_id,
         row_number=int(d["r"]),
         phone_number=d["p"],
-        variables=dict(d.get("v") or {}),
+        variables=variables_of(d.get("v")),
         lane=d.get("l", ""),
         attempt_number=int(d.get("n", 1)),
         previous=tuple(d.get("h") or ()),

@@ -12,6 +12,20 @@ LEASE_GRACE = timedelta(seconds=60)
 """Added to the agent's longest call: time for the dialer to report the end before the slot is taken back."""
 
 
+def variables_doc(variables: dict[str, str]) -> list[dict[str, str]]:
+    """A contact's variables as `{k, v}` items, not a sub-document: a CSV column name may hold `.`, start
+    with `$` or hold a NUL byte, none of which MongoDB / FerretDB take as a key (and FerretDB stores no
+    nested arrays)."""
+    return [{"k": name, "v": value} for name, value in variables.items()]
+
+
+def variables_of(stored: Any) -> dict[str, str]:
+    """Reads what `variables_doc` wrote (and the sub-documents written before it)."""
+    if isinstance(stored, list):
+        return {str(item["k"]): str(item["v"]) for item in stored}
+    return dict(stored or {})
+
+
 @dataclass(frozen=True)
 class Lease:
     attempt_id: str
@@ -35,7 +49,7 @@ class Lease:
             "contact_id": c.contact_id,
             "row_number": c.row_number,
             "phone_number": c.phone_number,
-            "variables": [[name, value] for name, value in c.variables.items()],  # pairs: see entry_doc
+            "variables": variables_doc(c.variables),
             "lane": c.lane,
             "attempt_number": c.attempt_number,
             "previous": list(c.previous),
@@ -54,7 +68,7 @@ class Lease:
                 batch_id=doc["batch_id"],
                 row_number=int(doc["row_number"]),
                 phone_number=doc["phone_number"],
-                variables=dict(doc.get("variables") or {}),
+                variables=variables_of(doc.get("variables")),
                 lane=doc.get("lane", ""),
                 attempt_number=int(doc["attempt_number"]),
                 previous=tuple(doc.get("previous") or ()),
