@@ -137,6 +137,7 @@ class Dispatcher:
         self._lease_grace = lease_grace
         self._workspaces: dict[str, Workspace] = {}
         self._partitions: set[int] = set()
+        self._taken_at: dict[int, float] = {}
         self._stopping = False
         self.poisoned = False
         """Set after an unexpected error: memory may be ahead of the store, so nothing more is saved."""
@@ -157,6 +158,8 @@ class Dispatcher:
             return
         segments = await self._store.segments()
         minutes = await self._store.timer_minutes()
+        for partition in new:
+            self._taken_at[partition] = self._clock.now().timestamp()
         for partition in sorted(new):
             for doc in await self._store.live_batches(partition):
                 batch = Batch.from_document(doc)
@@ -198,6 +201,8 @@ class Dispatcher:
                     await workspace.task
             del self._workspaces[workspace.workspace_id]
         self._partitions -= partitions
+        for partition in partitions:
+            self._taken_at.pop(partition, None)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -206,8 +211,11 @@ class Dispatcher:
     def _workspace(self, workspace_id: str, partition: int) -> Workspace:
         workspace = self._workspaces.get(workspace_id)
         if workspace is None:
+            # The quiet span counts from when the partition changed hands: a workspace first seen later had
+            # no starts by a predecessor in its window.
+            owned_since = self._taken_at.get(partition, self._clock.now().timestamp())
             workspace = self._workspaces[workspace_id] = Workspace(
-                workspace_id, partition, owned_since=self._clock.now().timestamp()
+                workspace_id, partition, owned_since=owned_since
             )
         if workspace.task is None and self._autostart and not self._stopping:
             workspace.task = asyncio.create_task(self._run(workspace), name=f"dispatch-{workspace_id}")
@@ -265,7 +273,7 @@ class Dispatcher:
         if ended:
             await self._apply_ended(workspace, ended)
 
-    async def _batch(self, workspace: Workspace, batch_id: str) -> Batch | None:
+    async def _batch(self, workspace: Workspace, batch_id: str, *, save: bool = True) -> Batch | None:
         """The live batch, or None if it finished (retired) before; unknown batches start as stubs."""
         found = workspace.batches.get(batch_id)
         if found is not None:
@@ -278,14 +286,15 @@ class Dispatcher:
             return None
         batch = Batch(batch_id, workspace.workspace_id, workspace.partition)
         workspace.batches[batch_id] = batch
-        # Saved before any of its contacts, so a new owner finds the batch that owns their segments.
-        await self._store.save_batches([batch.to_document()])
+        if save:
+            # Saved before any of its contacts, so a new owner finds the batch that owns their segments.
+            await self._store.save_batches([batch.to_document()])
         return batch
 
     async def _apply_lifecycle(self, workspace: Workspace, message: Message) -> None:
         now = self._clock.now()
         if isinstance(message, BatchAccepted):
-            batch = await self._batch(workspace, message.batch_id)
+            batch = await self._batch(workspace, message.batch_id, save=False)  # saved below
             if batch is None or batch.known:
                 return
             batch.known = True

@@ -70,6 +70,8 @@ class Lane:
     def append(self, entries: list[QueuedContact]) -> list[tuple[int, list[QueuedContact]]]:
         """Place new contacts at the tail; returns (segment, entries) to write, in order."""
         writes: list[tuple[int, list[QueuedContact]]] = []
+        if self.page is None and self.cursor_segment == self.tail_segment and self.tail_len == 0:
+            self.page = []  # a segment this process starts holds nothing stored: no need to read it back
         rest = entries
         while rest:
             if self.tail_len >= SEGMENT_SIZE:

@@ -4,8 +4,9 @@
 of `span` seconds (one second, widened by a safety margin) would then hold more than the plan allows. A leaky
 bucket alone would let a full bucket burst on top of a busy second; a log cannot.
 
-`Pacer` spreads starts evenly inside the window (a token bucket holding a tenth of a second of tokens), so
-the dialers receive a steady stream rather than one burst at the top of every second.
+`Pacer` spreads starts inside the window (a token bucket holding half a second of tokens, enough to
+bridge a slow round without losing rate), so the dialers receive a steady stream rather than one burst at
+the top of every second.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class StartWindow:
 class Pacer:
     """A token bucket at the plan's rate holding `burst_seconds` of tokens (at least one)."""
 
-    burst_seconds: float = 0.1
+    burst_seconds: float = 0.5
     _tokens: float = 0.0
     _at: float | None = None
 
