@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -46,7 +49,15 @@ def _arguments(block: RecordBlock) -> tuple[list[int], list[list[str]]]:
     return [r.row_number for r in block.records], [r.cells for r in block.records]
 
 
-def _warm_up() -> None:
+def _exit_with_parent(parent: int) -> None:
+    # A worker whose ingest process was killed (SIGKILL, OOM) would otherwise live on as an orphan.
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
+def _start_worker() -> None:
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     # Load the metadata of the common regions once per worker, not during the first upload.
     normalise_many(["+14155550123", "+442079460958", "+33142685300", "+4930901820"], None)
 
@@ -61,7 +72,9 @@ class ProcessPoolPreparer:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_up
+            max_workers=self._workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
         )
 
     async def prepare(self, block: RecordBlock, context: ContactContext) -> PreparedRows:
