@@ -38,6 +38,7 @@ class BatchFollower:
         *,
         poll_seconds: float = 2.0,
         use_stream: bool = True,
+        appear_within_seconds: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -49,18 +50,27 @@ class BatchFollower:
         self._clock = clock
         self._queue: queue.Queue[_StreamItem] = queue.Queue()
         self._last_fetch = float("-inf")
+        self._appear_within = appear_within_seconds
+        self._seen = False
         self.transport = "polling"
         """How progress arrived: `stream` while the event stream is healthy, else `polling`."""
 
     def _fetch(self) -> BatchProgress:
+        started = self._clock()
         while True:
             try:
                 body = self._client.batch_status(self._batch_id)
             except ApiFailure as failure:
-                if failure.status != 429:
-                    raise
-                self._sleep(float(failure.retry_after or 5))
-                continue
+                if failure.status == 429:
+                    self._sleep(float(failure.retry_after or 5))
+                    continue
+                # The status read model follows the event log: a batch that was just accepted can take a
+                # moment to appear there, so a 404 before it was ever seen is waited out, for a while.
+                if failure.status == 404 and not self._seen and self._clock() - started < self._appear_within:
+                    self._sleep(self._poll_seconds)
+                    continue
+                raise
+            self._seen = True
             self._last_fetch = self._clock()
             progress = BatchProgress.from_body(body, self._batch_id)
             if progress is None:

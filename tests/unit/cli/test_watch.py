@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from batchcalls_cli.client import BatchCallsClient, Connection
+from batchcalls_cli.client import ApiFailure, BatchCallsClient, Connection
 from batchcalls_cli.watch import BatchFollower
 from tests.unit.cli.fake_api import KEY, WORKSPACE, FakeApi, sse, status_body
 
@@ -82,3 +82,32 @@ def test_a_rate_limited_status_read_waits_and_retries() -> None:
     follower = BatchFollower(client, "batch_1", poll_seconds=0.01, use_stream=False, sleep=slept.append)
     assert [p.status for p in follower] == ["completed"]
     assert slept == [3.0]
+
+
+def test_a_batch_not_yet_in_the_read_model_is_waited_for() -> None:
+    api = FakeApi(statuses=[status_body("batch_1", "completed", 1, completed=1)])
+    missing = [httpx.Response(404, json={"error": "not_found", "message": "batch batch_1 not found"})] * 2
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return missing.pop() if missing else api.handle(request)
+
+    client = BatchCallsClient(Connection("http://api.test", KEY, WORKSPACE), httpx.MockTransport(handle))
+    follower = BatchFollower(client, "batch_1", poll_seconds=0.01, use_stream=False, sleep=lambda _s: None)
+    assert [p.status for p in follower] == ["completed"]
+
+
+def test_a_batch_that_never_appears_is_not_found() -> None:
+    api = FakeApi(statuses=[])  # every status read answers 404
+    client = BatchCallsClient(Connection("http://api.test", KEY, WORKSPACE), api.transport())
+    ticks = iter(range(1000))
+    follower = BatchFollower(
+        client,
+        "batch_1",
+        use_stream=False,
+        sleep=lambda _s: None,
+        clock=lambda: float(next(ticks)),
+        appear_within_seconds=5,
+    )
+    with pytest.raises(ApiFailure) as caught:
+        list(follower)
+    assert caught.value.status == 404

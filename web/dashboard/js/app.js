@@ -379,12 +379,23 @@ async function follow(batchId) {
     if (p && alive()) renderProgress(p);
     return p;
   };
-  try {
-    const first = await refresh();
-    if (!first || first.finished) { $("#stream-state").textContent = "final"; return; }
-  } catch (err) {
-    toast(explain(err));
-    return;
+  // A batch that was just accepted can take a moment to reach the status read model: wait out its 404s.
+  const appearBy = Date.now() + 60000;
+  for (;;) {
+    try {
+      const first = await refresh();
+      if (!first || first.finished) { if (alive()) $("#stream-state").textContent = "final"; if (first) loadCalls(); return; }
+      break;
+    } catch (err) {
+      if (!alive()) return;
+      if (err instanceof ApiError && (err.status === 404 || err.status === 429) && Date.now() < appearBy) {
+        $("#stream-state").textContent = "waiting for the batch…";
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        continue;
+      }
+      toast(explain(err));
+      return;
+    }
   }
   // The stream, in the background; progress events update at once, other events mark the counts stale.
   let streaming = false;
