@@ -51,6 +51,7 @@ from shared.events import (
     PauseBatch,
     ResumeBatch,
     RetryScheduled,
+    decode,
 )
 from shared.outcomes import Outcome, SkipReason
 from shared.topics import Topic
@@ -104,9 +105,19 @@ class Effects:
     ended_leases: list[str] = field(default_factory=list)
     opted_out: list[tuple[str, str]] = field(default_factory=list)
 
-    def outcome(self, batch_id: str, contact: QueuedContact, final: str, outcome: str, attempts: int) -> None:
-        self.outcomes.setdefault(batch_id, []).append(
-            {"_id": contact.contact_id, "final": final, "outcome": outcome, "attempts": attempts}
+    def terminal(
+        self, contact: QueuedContact, final: str, outcome: str, attempts: int, event: Message
+    ) -> None:
+        """The contact's one terminal state, with the event that announces it. The event is stored with the
+        state, so a replay re-sends the event of the state that won, never a second, different one."""
+        self.outcomes.setdefault(contact.batch_id, []).append(
+            {
+                "_id": contact.contact_id,
+                "final": final,
+                "outcome": outcome,
+                "attempts": attempts,
+                "event": event.model_dump_json(),
+            }
         )
 
 
@@ -364,6 +375,7 @@ class Dispatcher:
         writes: list[tuple[Batch, Lane, int, list[QueuedContact]]] = []
         new_lane_batches: dict[str, Batch] = {}
         by_lane: dict[tuple[str, str], list[QueuedContact]] = {}
+        in_call = {lease.contact.contact_id for lease in workspace.leases.values()}
         for message in messages:
             batch = await self._batch(workspace, message.batch_id)
             contact = QueuedContact(
@@ -374,11 +386,15 @@ class Dispatcher:
                 variables=dict(message.variables),
                 lane=lane_key(message.phone_number),
             )
-            if batch is None or not batch.accepts_contacts:
-                # A cancelled (or finished dry-run) batch never dials a contact that arrives late.
-                if batch is not None:
-                    effects.outcome(batch.batch_id, contact, "cancelled", "cancelled", 0)
-                effects.events.append(self._cancelled(workspace, contact, now))
+            if batch is None:
+                continue  # retired: every contact it accepted already ended, so this is a replay
+            if not batch.accepts_contacts:
+                # A cancelled (or finished dry-run) batch never dials a contact that arrives late; one in a
+                # call right now (a replayed message) finishes with its call.
+                if contact.contact_id not in in_call:
+                    effects.terminal(
+                        contact, "cancelled", "cancelled", 0, self._cancelled(workspace, contact, now)
+                    )
                 continue
             if contact.lane not in batch.lanes:
                 batch.lane(contact.lane)
@@ -421,8 +437,8 @@ class Dispatcher:
         if batch.dry_run and isinstance(decision, Retry):
             decision = Finish(outcome)
         if isinstance(decision, Retry) and batch.state is BatchState.CANCELLED:
-            fx.outcome(batch.batch_id, contact, "cancelled", outcome.value, contact.attempt_number)
-            fx.events.append(self._cancelled(workspace, contact, now))
+            cancelled = self._cancelled(workspace, contact, now)
+            fx.terminal(contact, "cancelled", outcome.value, contact.attempt_number, cancelled)
             return
         if isinstance(decision, Retry):
             due = now + timedelta(seconds=decision.wait_seconds)
@@ -452,8 +468,11 @@ class Dispatcher:
             )
             return
         final = "completed" if outcome.successful else "failed"
-        fx.outcome(batch.batch_id, contact, final, outcome.value, contact.attempt_number)
-        fx.events.append(
+        fx.terminal(
+            contact,
+            final,
+            outcome.value,
+            contact.attempt_number,
             ContactFinished(
                 event_id=event_id(contact.contact_id, "finished"),
                 occurred_at=now,
@@ -463,7 +482,7 @@ class Dispatcher:
                 contact_id=contact.contact_id,
                 outcome=outcome,
                 attempts=contact.attempt_number,
-            )
+            ),
         )
         if outcome is Outcome.OPTED_OUT:
             fx.opted_out.append((workspace.workspace_id, contact.phone_number))
@@ -480,20 +499,29 @@ class Dispatcher:
 
     async def _commit(self, workspace: Workspace, fx: Effects) -> None:
         """Durable facts first (outcomes, timers), then events, then the leases they free."""
+        terminal: list[Message] = []
         for batch_id, docs in fx.outcomes.items():
-            await self._store.insert_outcomes(batch_id, docs)
+            new = await self._store.insert_outcomes(batch_id, docs)
             for doc in docs:
-                OUTCOMES.labels(f"final_{doc['final']}").inc()
+                if doc["_id"] in new:
+                    OUTCOMES.labels(f"final_{doc['final']}").inc()
+                    terminal.append(decode(doc["event"]))
+            taken = [str(doc["_id"]) for doc in docs if doc["_id"] not in new]
+            if taken:
+                # Already terminal (a replay, or a race with cancel): announce the state that is stored.
+                terminal.extend(decode(doc["event"]) for doc in await self._store.outcomes(batch_id, taken))
         for (batch_id, minute), entries in fx.timers.items():
             batch = workspace.batches.get(batch_id)
             if batch is not None:
                 await self._add_timers(batch, minute, entries)
         for workspace_id, number in fx.opted_out:
             await self._dnc.add(workspace_id, number, "opted_out")
-        if fx.events:
-            await self._sink.publish_many(fx.events)
-        if fx.dispatch_events:
-            await self._sink.publish_many(fx.dispatch_events, topic=Topic.DISPATCH_EVENTS)
+        events = fx.events + [m for m in terminal if not isinstance(m, ContactSkipped)]
+        if events:
+            await self._sink.publish_many(events)
+        dispatch_events = fx.dispatch_events + [m for m in terminal if isinstance(m, ContactSkipped)]
+        if dispatch_events:
+            await self._sink.publish_many(dispatch_events, topic=Topic.DISPATCH_EVENTS)
         if fx.ended_leases:
             await self._store.delete_leases(fx.ended_leases)
             workspace.wake.set()
@@ -708,14 +736,11 @@ class Dispatcher:
         for contact in picked:
             batch = workspace.batches[contact.batch_id]
             if contact.phone_number in listed:
-                fx.outcome(
-                    batch.batch_id,
+                fx.terminal(
                     contact,
                     "skipped",
                     SkipReason.DO_NOT_CALL.value,
                     contact.attempt_number - 1,
-                )
-                fx.dispatch_events.append(
                     ContactSkipped(
                         event_id=event_id(contact.contact_id, "skipped"),
                         occurred_at=now,
@@ -728,7 +753,7 @@ class Dispatcher:
                         reason=SkipReason.DO_NOT_CALL,
                         detail="listed at dial time",
                         variables=contact.variables,
-                    )
+                    ),
                 )
                 continue
             dial.append((contact, batch))
@@ -820,8 +845,8 @@ class Dispatcher:
                 lane.load(await self._store.read_segment(batch.batch_id, lane.index, lane.cursor_segment))
             page = lane.page or []
             for contact in page:
-                fx.outcome(batch.batch_id, contact, "cancelled", "cancelled", contact.attempt_number - 1)
-                fx.events.append(self._cancelled(workspace, contact, now))
+                cancelled = self._cancelled(workspace, contact, now)
+                fx.terminal(contact, "cancelled", "cancelled", contact.attempt_number - 1, cancelled)
             lane.cursor_pos += len(page)
             lane.page = []
             batch.dirty = True
@@ -844,8 +869,8 @@ class Dispatcher:
         for entry, _, _ in batch.ready:
             if attempt_id(entry.contact_id, entry.attempt_number) in workspace.leases:
                 continue
-            fx.outcome(batch.batch_id, entry, "cancelled", "cancelled", entry.attempt_number - 1)
-            fx.events.append(self._cancelled(workspace, entry, now))
+            cancelled = self._cancelled(workspace, entry, now)
+            fx.terminal(entry, "cancelled", "cancelled", entry.attempt_number - 1, cancelled)
         batch.ready.clear()
         await self._commit(workspace, fx)
         for minute in sorted(batch.timer_minutes):
@@ -885,22 +910,23 @@ class Dispatcher:
                 continue
             if workspace.leases_of(batch.batch_id):
                 continue
-            if batch.state is BatchState.CANCELLED:
-                if batch.cancel_swept:
-                    await self._retire(workspace, batch)
+            if batch.state is BatchState.CANCELLED and not batch.cancel_swept:
                 continue
             if clock - batch.checked_at < COMPLETION_CHECK_SECONDS:
                 continue
             batch.checked_at = clock
             counts = await self._counts(batch)
-            terminal = (
+            ended = (
                 counts.completed
                 + counts.failed
                 + counts.cancelled
                 + (counts.skipped - batch.ingested_skipped)
             )
-            if terminal < batch.ingested_accepted:
-                continue  # contacts still on their way
+            if ended < batch.ingested_accepted:
+                continue  # contacts still on their way (a cancelled batch cancels them as they arrive)
+            if batch.state is BatchState.CANCELLED:
+                await self._retire(workspace, batch)
+                continue
             await self._sink.publish_many(
                 [
                     BatchCompleted(

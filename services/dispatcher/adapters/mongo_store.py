@@ -160,6 +160,9 @@ class MongoDispatchStore:
     async def insert_outcomes(self, batch_id: str, docs: Sequence[Doc]) -> set[str]:
         return await _insert_new(self._db[_OUTCOMES + batch_id], docs)
 
+    async def outcomes(self, batch_id: str, contact_ids: Sequence[str]) -> list[Doc]:
+        return [d async for d in self._db[_OUTCOMES + batch_id].find({"_id": {"$in": list(contact_ids)}})]
+
     async def outcome_counts(self, batch_id: str) -> dict[str, int]:
         pipeline: list[dict[str, Any]] = [{"$group": {"_id": "$final", "n": {"$sum": 1}}}]
         cursor = await self._db[_OUTCOMES + batch_id].aggregate(pipeline)

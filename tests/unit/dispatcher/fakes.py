@@ -20,7 +20,7 @@ class MemoryStore:
         self.timers: dict[tuple[str, int], dict[str, tuple[QueuedContact, datetime]]] = {}
         self.attempts: dict[str, Doc] = {}
         self.leases_: dict[str, Doc] = {}
-        self.outcomes: dict[str, dict[str, Doc]] = {}
+        self.outcomes_: dict[str, dict[str, Doc]] = {}
 
     async def prepare(self) -> None:
         return None
@@ -98,11 +98,15 @@ class MemoryStore:
         return [copy.deepcopy(d) for d in self.leases_.values() if d["partition"] == partition]
 
     async def insert_outcomes(self, batch_id: str, docs: Sequence[Doc]) -> set[str]:
-        return self._insert(self.outcomes.setdefault(batch_id, {}), docs)
+        return self._insert(self.outcomes_.setdefault(batch_id, {}), docs)
+
+    async def outcomes(self, batch_id: str, contact_ids: Sequence[str]) -> list[Doc]:
+        table = self.outcomes_.get(batch_id, {})
+        return [copy.deepcopy(table[c]) for c in contact_ids if c in table]
 
     async def outcome_counts(self, batch_id: str) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for doc in self.outcomes.get(batch_id, {}).values():
+        for doc in self.outcomes_.get(batch_id, {}).values():
             counts[doc["final"]] = counts.get(doc["final"], 0) + 1
         return counts
 

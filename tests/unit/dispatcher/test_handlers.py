@@ -372,3 +372,34 @@ async def test_a_retry_added_to_a_minute_already_read_is_not_lost() -> None:
     assert sorted(r.attempt_id for r in w.requests()) == sorted(
         ["batch_a_r1_a1", "batch_a_r2_a1", "batch_a_r1_a2", "batch_a_r2_a2"]
     )
+
+
+async def test_replayed_contacts_never_get_a_second_different_terminal_state() -> None:
+    w = World(cps=100, concurrent=1)
+    await w.start()
+    await w.apply(w.accepted("batch_a", 3), *w.contacts("batch_a", range(1, 4)), w.ingested("batch_a", 3))
+    await w.rounds(1)
+    (first,) = w.requests()
+    await w.apply(w.ended(first, Outcome.COMPLETED))
+    await w.rounds(1)
+    second = w.requests()[1]
+    env = w.envelope("batch_a")
+    cancel = CancelBatch(**env, batch_id="batch_a", requested_at=w.clock.now())  # type: ignore[arg-type]
+    await w.apply(cancel)
+    await w.rounds(2, advance=1)
+    # A crash replays the contacts: the finished one keeps ContactFinished, the one in a call is left alone.
+    await w.apply(*w.contacts("batch_a", range(1, 4)))
+    terminal: dict[str, set[str]] = {}
+    for m, _ in w.sink.messages:
+        if isinstance(m, ContactFinished | ContactCancelled):
+            terminal.setdefault(m.contact_id, set()).add(type(m).__name__)
+    assert terminal["batch_a_r1"] == {"ContactFinished"}
+    assert terminal["batch_a_r3"] == {"ContactCancelled"}
+    assert "batch_a_r2" not in terminal
+    await w.apply(w.ended(second, Outcome.COMPLETED))
+    w.clock.advance(2)
+    await w.rounds(1)
+    assert "batch_a" in w.store.finished  # retired once every accepted contact ended
+    before = len(w.sink.messages)
+    await w.apply(*w.contacts("batch_a", range(1, 4)))  # replay after retirement: ignored
+    assert len(w.sink.messages) == before
