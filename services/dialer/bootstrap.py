@@ -26,7 +26,6 @@ from shared.runner import instance_name
 from shared.topics import Topic
 
 SERVICE = "dialer"
-CONSUMER_GROUP = "dialer"
 
 
 def utc_now() -> datetime:
@@ -96,7 +95,7 @@ def build_runtime(settings: Settings) -> DialerRuntime:
     )
     kafka_consumer = AIOKafkaConsumer(
         bootstrap_servers=infra.kafka_bootstrap,
-        group_id=CONSUMER_GROUP,
+        group_id=settings.consumer_group,
         client_id=name,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

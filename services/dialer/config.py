@@ -15,6 +15,7 @@ class Settings(ServiceSettings):
 
     http_port: int = 8004
     provider: Literal["simulated", "sip"] = "simulated"
+    consumer_group: str = Field(default="dialer", description="Kafka consumer group of all dialer replicas.")
     max_active_calls: int = Field(default=2000, ge=1, description="Calls (and requests) handled at once.")
     drain_seconds: float = Field(
         default=30.0, ge=0, description="On SIGTERM, how long active calls may go on."

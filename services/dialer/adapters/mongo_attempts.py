@@ -1,9 +1,12 @@
-"""Attempt claims in MongoDB: collection `dialer_attempts`, one document per attempt id, ever.
+"""Attempt claims and outcomes in MongoDB: collections `dialer_attempts` and `dialer_outcomes`, one
+document per attempt id in each, ever, both written by inserts only (ADR 0032).
 
 The `_id` unique index makes the claim atomic on MongoDB and FerretDB alike (no transactions needed): an
-insert either creates the claim or fails with a duplicate key. Each document has one writer, the dialer
-that inserted it (FerretDB updates are read-modify-write). Claims of one poll go in one `insert_many`;
-outcomes of concurrent calls are gathered into one `bulk_write` every few milliseconds.
+insert either creates the claim or fails with a duplicate key. The outcome is a second insert, keyed by the
+same attempt id, rather than an update of the claim: FerretDB's updates are read-modify-write and orders of
+magnitude slower than its inserts, and an insert keyed by attempt id is idempotent (a retried write that
+meets a duplicate key is already stored). Claims of one poll go in one `insert_many`; outcomes of
+concurrent calls are gathered into one `insert_many` every few milliseconds.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -26,6 +28,7 @@ from shared.mongo import Document
 log = logging.getLogger(__name__)
 
 COLLECTION = "dialer_attempts"
+OUTCOMES = "dialer_outcomes"
 DUPLICATE_KEY = 11000
 
 
@@ -55,10 +58,11 @@ class MongoAttemptStore:
         max_batch: int = 1000,
     ) -> None:
         self._attempts: AsyncCollection[Document] = db[COLLECTION]
+        self._outcomes: AsyncCollection[Document] = db[OUTCOMES]
         self._instance = instance
         self._flush_seconds = flush_seconds
         self._max_batch = max_batch
-        self._pending: list[tuple[UpdateOne, asyncio.Future[None]]] = []
+        self._pending: list[tuple[Document, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Task[None]] = set()
 
@@ -102,26 +106,24 @@ class MongoAttemptStore:
             raise RuntimeError(f"claim {attempt_id} vanished")
         if stored.get("claim_token") == token:
             return Claim(attempt_id, ClaimStatus.CLAIMED)
-        ended = stored.get("ended_event")
-        if ended:
-            return Claim(attempt_id, ClaimStatus.ENDED, CallEnded.model_validate_json(ended))
+        outcome = await self._outcomes.find_one({"_id": attempt_id})
+        if outcome is not None:
+            return Claim(attempt_id, ClaimStatus.ENDED, CallEnded.model_validate_json(outcome["ended_event"]))
         return Claim(attempt_id, ClaimStatus.HELD)
 
     async def record_outcome(self, ended: CallEnded, *, token: str) -> None:
-        update = UpdateOne(
-            {"_id": ended.attempt_id, "claim_token": token},
-            {
-                "$set": {
-                    "state": "ended",
-                    "outcome": ended.outcome.value,
-                    "billable": ended.billable,
-                    "ended_at": ended.occurred_at,
-                    "ended_event": ended.model_dump_json(),
-                }
-            },
-        )
+        document: Document = {
+            "_id": ended.attempt_id,
+            "claim_token": token,
+            "workspace_id": ended.workspace_id,
+            "batch_id": ended.batch_id,
+            "outcome": ended.outcome.value,
+            "billable": ended.billable,
+            "ended_at": ended.occurred_at,
+            "ended_event": ended.model_dump_json(),
+        }
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((update, done))
+        self._pending.append((document, done))
         if len(self._pending) >= self._max_batch:
             self._flush_now()
         elif self._flusher is None:
@@ -141,19 +143,24 @@ class MongoAttemptStore:
             self._writes.add(task)
             task.add_done_callback(self._writes.discard)
 
-    async def _write(self, batch: list[tuple[UpdateOne, asyncio.Future[None]]]) -> None:
+    async def _write(self, batch: list[tuple[Document, asyncio.Future[None]]]) -> None:
+        failure: Exception | None = None
         try:
-            result = await self._attempts.bulk_write([update for update, _ in batch], ordered=True)
-            if result.matched_count != len(batch):
-                log.error(
-                    "some outcomes matched no claim",
-                    extra={"expected": len(batch), "matched": result.matched_count},
-                )
+            await self._outcomes.insert_many([doc for doc, _ in batch], ordered=False)
+        except BulkWriteError as exc:
+            # A duplicate key means that outcome is stored already (a retried write): success. Anything
+            # else fails the whole batch, whose callers retry; the retries then meet duplicates.
+            details: Any = exc.details
+            if any(err.get("code") != DUPLICATE_KEY for err in details.get("writeErrors", [])):
+                failure = exc
+            elif len(details.get("writeErrors", [])) + int(details.get("nInserted", 0)) < len(batch):
+                failure = exc  # stopped early (FerretDB may): retry, the stored ones will be duplicates
         except Exception as exc:
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(exc)
-            return
+            failure = exc
         for _, done in batch:
-            if not done.done():
+            if done.done():
+                continue
+            if failure is None:
                 done.set_result(None)
+            else:
+                done.set_exception(failure)

@@ -20,10 +20,11 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> FastAPI:
-    runtime: DialerRuntime = build_runtime(settings)
-
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Built here, on the server's event loop: the Kafka clients bind to the loop they are created on.
+        runtime = build_runtime(settings)
+        app.state.runtime = runtime
         await ensure_topics(settings.infra, (Topic.CALL_REQUESTS, Topic.CALL_EVENTS))
         await runtime.provider.start()
         await runtime.events.start()
@@ -35,13 +36,18 @@ def create_app(settings: Settings) -> FastAPI:
             await shutdown(runtime)
 
     app = FastAPI(title="batchcalls dialer", lifespan=lifespan)
-    app.state.runtime = runtime
+
+    def runtime() -> DialerRuntime:
+        running: DialerRuntime | None = getattr(app.state, "runtime", None)
+        if running is None:
+            raise RuntimeError("the dialer is not started")
+        return running
 
     async def kafka() -> None:
-        await runtime.kafka_consumer.topics()
+        await runtime().kafka_consumer.topics()
 
     async def mongo() -> None:
-        await ping(runtime.mongo)
+        await ping(runtime().mongo)
 
     install_common_routes(app, SERVICE, [kafka, mongo])
     return app
