@@ -139,7 +139,7 @@ async def _collect(
     await consumer.seek_to_beginning(*partitions)
     seen: dict[str, list[tuple[int, str]]] = {"started": [], "answered": [], "ended": []}
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while len(seen["ended"]) < expected_ended:
                 for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
                     for r in records:
@@ -150,6 +150,10 @@ async def _collect(
     finally:
         await consumer.stop()
     return seen
+
+
+def _spawn(environment: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "dialer"], env=environment, cwd=ROOT)
 
 
 async def _start_dialer(infra: InfraSettings, **env: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -163,7 +167,7 @@ async def _start_dialer(infra: InfraSettings, **env: str) -> tuple[subprocess.Po
         "DIALER_CONSUMER_GROUP": f"{infra.topic_prefix}dialer",
         **env,
     }
-    proc = subprocess.Popen([sys.executable, "-m", "dialer"], env=environment, cwd=ROOT)
+    proc = _spawn(environment)
     async with httpx.AsyncClient() as client:
         for _ in range(600):
             if proc.poll() is not None:
@@ -196,7 +200,7 @@ async def _run(n: int, *, held: bool, max_active: int) -> dict[str, Any]:
     stop = asyncio.Event()
     gauge = asyncio.create_task(_gauge_peak(port, stop))
     try:
-        seen = await _collect(infra, n, timeout=600)
+        seen = await _collect(infra, n, within=600)
     finally:
         stop.set()
         sampler.stop()

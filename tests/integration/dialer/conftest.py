@@ -76,7 +76,9 @@ class CallEvents:
 
     async def start(self) -> None:
         topic = Topic.CALL_EVENTS.name_with(self._infra.topic_prefix)
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._infra.kafka_bootstrap, enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._infra.kafka_bootstrap, enable_auto_commit=False
+        )
         await self._consumer.start()
         partitions = [TopicPartition(topic, p) for p in range(Topic.CALL_EVENTS.partitions)]
         self._consumer.assign(partitions)
@@ -107,12 +109,12 @@ class CallEvents:
             if getattr(e, "attempt_id", None) == attempt_id and (kind is None or isinstance(e, kind))
         ]
 
-    async def wait_for(self, condition: Callable[[], bool], timeout: float = WAIT) -> None:
-        async with asyncio.timeout(timeout), self._changed:
+    async def wait_for(self, condition: Callable[[], bool]) -> None:
+        async with asyncio.timeout(WAIT), self._changed:
             await self._changed.wait_for(condition)
 
-    async def ended(self, attempt_ids: list[str], timeout: float = WAIT) -> dict[str, CallEnded]:
-        await self.wait_for(lambda: all(self.of(a, CallEnded) for a in attempt_ids), timeout)
+    async def ended(self, attempt_ids: list[str]) -> dict[str, CallEnded]:
+        await self.wait_for(lambda: all(self.of(a, CallEnded) for a in attempt_ids))
         return {a: self.of(a, CallEnded)[0] for a in attempt_ids}
 
 
@@ -201,7 +203,11 @@ class DialerProcess:
 
     async def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dialer"], env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "dialer"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         async with asyncio.timeout(WAIT), httpx.AsyncClient() as client:
             while True:

@@ -136,7 +136,8 @@ async def test_a_dialer_killed_mid_call_is_not_redialed_and_the_retry_is(
     await survivor.start()
 
     async def redelivered_and_held() -> None:
-        while await survivor.metric("batchcalls_dialer_claims_total", 'result="held"') < 1:
+        # Another process's counter can only be polled.
+        while await survivor.metric("batchcalls_dialer_claims_total", 'result="held"') < 1:  # noqa: ASYNC110
             await asyncio.sleep(0.2)
 
     async with asyncio.timeout(90):
@@ -165,7 +166,9 @@ async def test_sigterm_drains_then_cuts_calls_as_unbilled_system_errors(
     await dialer.start()
     await publisher.publish_many([short, long])
     await call_events.wait_for(
-        lambda: bool(call_events.of(short.attempt_id, CallAnswered) and call_events.of(long.attempt_id, CallAnswered))
+        lambda: bool(
+            call_events.of(short.attempt_id, CallAnswered) and call_events.of(long.attempt_id, CallAnswered)
+        )
     )
     assert dialer.terminate() in (0, -15), dialer.output()
     assert "dialer stopped" in dialer.output()

@@ -120,7 +120,9 @@ def agent(**overrides: Any) -> AgentSnapshot:
     return AgentSnapshot(**fields)
 
 
-def request(row: int = 1, attempt: int = 1, *, phone: str = "+12025550100", **agent_overrides: Any) -> CallRequested:
+def request(
+    row: int = 1, attempt: int = 1, *, phone: str = "+12025550100", **agent_overrides: Any
+) -> CallRequested:
     contact = f"batch_abc_r{row}"
     return CallRequested(
         occurred_at=T0,

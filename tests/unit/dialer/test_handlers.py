@@ -9,7 +9,7 @@ import pytest
 from dialer.adapters.simulated_provider import SimulatedProvider
 from dialer.domain.call import CallResult
 from dialer.domain.simulation import CallSimulator
-from dialer.handlers import DialPolicy, Dialer
+from dialer.handlers import Dialer, DialPolicy
 from dialer.ports import NoMetrics
 from shared.events import CallAnswered, CallEnded, CallRinging, CallStarted
 from shared.outcomes import Outcome

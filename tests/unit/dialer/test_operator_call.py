@@ -12,7 +12,18 @@ pytestmark = pytest.mark.unit
 @pytest.mark.parametrize(("number", "outcome"), [("+12025550103", "busy"), ("+12025550100", "completed")])
 def test_operator_call_prints_one_json_line(number: str, outcome: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "dialer", "call", "--provider", "simulated", "--to", number, "--time-scale", "0"],
+        [
+            sys.executable,
+            "-m",
+            "dialer",
+            "call",
+            "--provider",
+            "simulated",
+            "--to",
+            number,
+            "--time-scale",
+            "0",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -65,7 +65,9 @@ def test_the_maximum_duration_caps_talk_time() -> None:
     st.floats(1, 120),
 )
 def test_every_plan_respects_the_limits(seed: int, attempt: str, max_seconds: float, ring: float) -> None:
-    plan = CallSimulator(seed).plan(call(attempt=attempt, max_call_seconds=max_seconds, ring_timeout_seconds=ring))
+    plan = CallSimulator(seed).plan(
+        call(attempt=attempt, max_call_seconds=max_seconds, ring_timeout_seconds=ring)
+    )
     assert 0 <= plan.talk_seconds <= max_seconds
     assert plan.ring_seconds <= ring
     assert math.isfinite(plan.talk_seconds)
