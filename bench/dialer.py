@@ -128,7 +128,7 @@ async def _gauge_peak(port: int, stop: asyncio.Event) -> float:
 
 
 async def _collect(
-    infra: InfraSettings, expected_ended: int, timeout: float
+    infra: InfraSettings, expected_ended: int, within: float
 ) -> dict[str, list[tuple[int, str]]]:
     """(timestamp ms, attempt id) of each event kind on call-events, until `expected_ended` ends arrive."""
     topic = Topic.CALL_EVENTS.name_with(infra.topic_prefix)

@@ -201,14 +201,17 @@ class DialerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = tempfile.NamedTemporaryFile(prefix="dialer-", suffix=".log", delete=False)  # noqa: SIM115
 
-    async def start(self) -> None:
-        self.proc = subprocess.Popen(
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [sys.executable, "-m", "dialer"],
             env=self.env,
             cwd=ROOT,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
+
+    async def start(self) -> None:
+        self.proc = self._spawn()
         async with asyncio.timeout(WAIT), httpx.AsyncClient() as client:
             while True:
                 assert self.proc.poll() is None, self.output()
