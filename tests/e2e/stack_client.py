@@ -86,7 +86,7 @@ def create_workspace(
     args += ["--rpm", str(rpm)]
     if max_records is not None:
         args += ["--max-records", str(max_records)]
-    made = subprocess.run(args, capture_output=True, text=True, env=stack_env(), cwd=ROOT, timeout=60)
+    made = subprocess.run(args, capture_output=True, text=True, env=stack_env(), cwd=ROOT, timeout=180)
     if made.returncode != 0:
         raise RuntimeError(f"create-workspace failed: {made.stderr.strip()}")
     body = json.loads(made.stdout)
