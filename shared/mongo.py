@@ -15,7 +15,12 @@ Document = dict[str, Any]
 def make_client(infra: InfraSettings, app_name: str) -> AsyncMongoClient[Document]:
     # tz_aware so every datetime read back is timezone-aware, like the ones we write.
     return AsyncMongoClient(
-        infra.mongo_url, appname=app_name, tz_aware=True, serverSelectionTimeoutMS=5000, connect=False
+        infra.mongo_url,
+        appname=app_name,
+        tz_aware=True,
+        serverSelectionTimeoutMS=5000,
+        maxPoolSize=infra.mongo_max_pool,
+        connect=False,
     )
 
 

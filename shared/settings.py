@@ -18,6 +18,12 @@ class InfraSettings(BaseSettings):
     topic_replication: int = Field(default=1, ge=1, description="Replication factor for topics we create.")
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     mongo_db: str = "batchcalls"
+    mongo_max_pool: int = Field(
+        default=16,
+        ge=1,
+        description="Connections per process. FerretDB's SQLite backend stalls when ~100 operations on one "
+        "database overlap a collection create (ADR 0004), so keep the sum across processes well below that.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     otel_exporter: Literal["none", "console", "otlp"] = "none"
