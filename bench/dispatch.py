@@ -7,7 +7,7 @@ The bench plays ingest itself: it publishes BatchAccepted / ContactAccepted / Ba
 topics (an upload's response is sent once its events are acknowledged, so "upload response" below is that
 acknowledgement). Every session has its own topic prefix, consumer groups and databases, dropped at the end.
 
-- limits: cps 20, 50 concurrent, 5,000 contacts, simulated calls of about 0-2 s (time scale 0.02):
+- limits: cps 20, 50 concurrent, 5,000 contacts, simulated calls of about 0-2 s (time scale 0.015):
   `max_starts_in_any_second` (call requests, and the dialer's call.started, in any sliding 1 s window; <= 20),
   `mean_cps` (requests / time from first to last while work waited; within 5% of 20), `max_concurrent_seen`
   (most calls between call.started and call.ended at once, from the dialer's events; <= 50).
@@ -222,7 +222,7 @@ class Session:
             "BC_LOG_LEVEL": "WARNING",
             "DISPATCHER_CONSUMER_GROUP": f"{self.infra.topic_prefix}dispatcher",
             "DIALER_CONSUMER_GROUP": f"{self.infra.topic_prefix}dialer",
-            "DIALER_SIM_TIME_SCALE": "0.02",
+            "DIALER_SIM_TIME_SCALE": "0.015",
             "DIALER_MAX_ACTIVE_CALLS": "5000",
         }
 
@@ -303,14 +303,21 @@ async def wait_queued(dispatcher: Service, total: float, within: float) -> None:
 async def limits(s: Session, dispatcher: Service, contacts: int) -> dict[str, Any]:
     ws = await s.workspace(20, 50)
     batch, _ = await s.upload(ws, contacts)
-    await s.tap.until(
-        lambda: len({r.attempt_id for r in s.tap.of(batch)}) >= contacts, within=contacts / 10 + 120
-    )
+    try:
+        await s.tap.until(
+            lambda: len({r.attempt_id for r in s.tap.of(batch)}) >= contacts, within=contacts / 5 + 120
+        )
+    except TimeoutError:
+        print("limits: not every contact was dialed in time; reporting what was", flush=True)
     requests = {r.attempt_id: r.occurred_at.timestamp() for r in s.tap.of(batch)}
     first = {a: t for a, t in requests.items() if a.endswith("_a1")}  # fresh work waited all along
     times = sorted(first.values())
-    await s.tap.until(lambda: all(a in s.tap.ended for a in requests), within=120)
-    intervals = [(s.tap.started[a], s.tap.ended[a]) for a in requests if a in s.tap.started]
+    with contextlib.suppress(TimeoutError):
+        await s.tap.until(lambda: all(a in s.tap.ended for a in requests), within=120)
+    intervals = [
+        (s.tap.started[a], s.tap.ended[a]) for a in requests if a in s.tap.started and a in s.tap.ended
+    ]
+    held = sorted(s.tap.ended[a] - t for a, t in requests.items() if a in s.tap.ended)
     points = sorted(
         [(b, 1) for b, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda p: (p[0], p[1])
     )
@@ -325,6 +332,13 @@ async def limits(s: Session, dispatcher: Service, contacts: int) -> dict[str, An
     round_time = await dispatcher.metric("batchcalls_dispatcher_round_seconds_sum")
     return {
         "round_ms_mean": round(1000 * round_time / max(1.0, rounds), 2),
+        "slot_held_seconds_p50_p90_max": [
+            round(held[len(held) // 2], 2),
+            round(held[int(len(held) * 0.9)], 2),
+            round(held[-1], 2),
+        ]
+        if held
+        else [],
         "starts_per_second": per_second,
         "max_starts_in_any_second": max_in_window(list(requests.values())),
         "max_call_started_in_any_second": max_in_window(
