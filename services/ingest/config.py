@@ -13,7 +13,12 @@ class Settings(ServiceSettings):
 
     http_port: int = 8001
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
-    upload_chunk_bytes: int = Field(default=1024 * 1024, ge=1024, le=8 * 1024 * 1024)
+    upload_chunk_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        le=8 * 1024 * 1024,
+        description="Stored zlib-compressed: ~1 MB each.",
+    )
     validation_workers: int = Field(
         default=2,
         ge=0,

@@ -8,6 +8,7 @@ cursor by the publisher alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -15,12 +16,13 @@ from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import CollectionInvalid, DuplicateKeyError
 
 from ingest.domain.batch import BatchRecord, Lifecycle, PublishCursor
 from ingest.ports import StoredAgent
 from shared.events import AgentSnapshot
 from shared.mongo import Document
+from shared.workspaces import API_KEYS, DNC_ENTRIES, WORKSPACES
 
 AGENTS = "agents"
 BATCHES = "ingest_batches"
@@ -32,6 +34,13 @@ STATUS_BATCHES = "status_batches"
 
 
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
+    """Create every collection ingest writes, and its indexes, before any traffic (ADR 0004: an implicit
+    collection creation under load can stall FerretDB's metadata lock)."""
+    existing = set(await db.list_collection_names())
+    for name in (AGENTS, BATCHES, CURSORS, UPLOADS, IDEMPOTENCY, WORKSPACES, API_KEYS, DNC_ENTRIES):
+        if name not in existing:
+            with contextlib.suppress(CollectionInvalid):  # another replica created it first
+                await db.create_collection(name)
     await db[AGENTS].create_index([("workspace_id", ASCENDING)])
     await db[BATCHES].create_index([("workspace_id", ASCENDING)])
     await db[CURSORS].create_index([("state", ASCENDING)])

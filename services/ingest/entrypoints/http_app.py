@@ -214,6 +214,7 @@ def _batch_router(prefix: str) -> APIRouter:
             )
             await runtime.deps.batches.create(batch)
         except BaseException:
+            await spool.settle()
             if spool.chunks_written:
                 await runtime.deps.uploads.delete(batch_id)
             if key is not None:

@@ -7,6 +7,9 @@ one request chunk and one storage chunk is held in memory.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections import deque
 from dataclasses import dataclass, field
 
 from python_multipart.exceptions import MultipartParseError
@@ -35,7 +38,9 @@ class UploadSpool:
     """Takes the file part's bytes: enforces the size limit, checks UTF-8 as it goes, counts rows (in a
     thread) and writes the bytes to the upload store in fixed-size chunks (none without a store: validation
     creates nothing). The chunks are also kept in `memory`, so publishing can start without reading them
-    back."""
+    back. Chunk writes overlap the reading of the body (at most `WRITES_AHEAD` in flight)."""
+
+    WRITES_AHEAD = 2
 
     def __init__(self, store: UploadStore | None, batch_id: str, *, max_bytes: int, chunk_bytes: int) -> None:
         self._store = store
@@ -48,6 +53,7 @@ class UploadSpool:
         self.size = 0
         self.chunks_written = 0
         self.memory: list[bytes] = []
+        self._writes: deque[asyncio.Task[None]] = deque()
 
     async def write(self, data: bytes) -> None:
         self.size += len(data)
@@ -67,8 +73,16 @@ class UploadSpool:
     async def _flush(self, data: bytes) -> None:
         self.memory.append(data)
         if self._store is not None:
-            await self._store.write_chunk(self._batch_id, self.chunks_written, data)
+            while len(self._writes) >= self.WRITES_AHEAD:
+                await self._writes.popleft()
+            self._writes.append(
+                asyncio.create_task(self._store.write_chunk(self._batch_id, self.chunks_written, data))
+            )
         self.chunks_written += 1
+
+    async def _written(self) -> None:
+        while self._writes:
+            await self._writes.popleft()
 
     async def finish(self) -> tuple[Header, int] | None:
         """The header and data-row count (None without a store); raises `UploadRejected`."""
@@ -76,6 +90,7 @@ class UploadSpool:
         if self._buffer:
             await self._flush(bytes(self._buffer))
             self._buffer.clear()
+        await self._written()
         if self._counter is None:
             return None
         self._counter.feed(tail)
@@ -84,6 +99,13 @@ class UploadSpool:
     def abandon(self) -> None:
         if self._counter is not None:
             self._counter.abandon()
+
+    async def settle(self) -> None:
+        """Wait for chunk writes still in flight (so a cleanup after a refusal deletes them all)."""
+        for write in self._writes:
+            with contextlib.suppress(BaseException):
+                await write
+        self._writes.clear()
 
 
 @dataclass
