@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -174,6 +175,10 @@ def _spawn(running: RunningServices, base: dict[str, str]) -> dict[str, subproce
         env = dict(base)
         env[f"{name.upper()}_HTTP_PORT"] = str(running.ports[name])
         env[f"{name.upper()}_HTTP_HOST"] = "127.0.0.1"
+        # A consumer group of this test's own: one shared with other runs on the broker (same group id,
+        # other topics) would rebalance whenever any of them starts or stops.
+        if "consumer_group" in importlib.import_module(f"{name}.config").Settings.model_fields:
+            env[f"{name.upper()}_CONSUMER_GROUP"] = f"{name}-{running.infra.topic_prefix.rstrip('.')}"
         with (running.logs / f"{name}.log").open("wb") as log:
             processes[name] = subprocess.Popen(
                 [sys.executable, "-m", name], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -262,10 +267,7 @@ async def batch(services: RunningServices) -> DrivenBatch:
                 response = await client.get(services.url("status", f"/v1/batch-calls/{batch_id}/status"))
                 if response.status_code == 200:
                     body = response.json()
-                    done = sum(
-                        int(body.get(k, 0)) for k in ("completedCalls", "failedCalls", "cancelledCalls")
-                    )
-                    if body.get("totalCalls") and done >= int(body["totalCalls"]):
+                    if body.get("isComplete") is True:  # every row final: completed, failed or cancelled
                         return dict(body)
                 await asyncio.sleep(0.5)
 
