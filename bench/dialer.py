@@ -12,6 +12,9 @@ then starts one dialer (a subprocess on a free port) and reads `call-events` bac
   `call.ended` at one moment, from the events; the dialer's own `batchcalls_dialer_active_calls` gauge
   peak is reported beside it.
 - `rss_mb` at that load (target <= 250): the dialer process's peak resident memory, sampled every 50 ms.
+- `calls_per_dialer_cpu_second_instant`: instant calls per CPU second the dialer itself used, i.e. what
+  one dedicated core would sustain; on a shared 2-core machine the wall-clock rate also depends on what
+  Kafka, FerretDB and everything else running take (`load_average_at_end` is recorded beside it).
 
 Writes bench/results/dialer.json: medians over the runs, and every run.
 """
@@ -195,12 +198,15 @@ async def _run(n: int, *, held: bool, max_active: int) -> dict[str, Any]:
         await publisher.stop()
     env = {"DIALER_SIM_TIME_SCALE": "1" if held else "0", "DIALER_MAX_ACTIVE_CALLS": str(max_active)}
     proc, port = await _start_dialer(infra, **env)
+    ps = psutil.Process(proc.pid)
+    cpu_at_ready = sum(ps.cpu_times()[:2])
     sampler = _Sampler(proc.pid)
     sampler.start()
     stop = asyncio.Event()
     gauge = asyncio.create_task(_gauge_peak(port, stop))
     try:
         seen = await _collect(infra, n, within=600)
+        cpu_seconds = sum(ps.cpu_times()[:2]) - cpu_at_ready
     finally:
         stop.set()
         sampler.stop()
@@ -220,6 +226,8 @@ async def _run(n: int, *, held: bool, max_active: int) -> dict[str, Any]:
         "seconds": round((last - first) / 1000, 3),
         "calls_per_second": round(n / max((last - first) / 1000, 0.001), 1),
         "rss_mb": round(sampler.peak / 2**20, 1),
+        "dialer_cpu_ms_per_call": round(cpu_seconds * 1000 / n, 3),
+        "calls_per_dialer_cpu_second": round(n / max(cpu_seconds, 0.001), 1),
         "gauge_peak_active_calls": gauge_peak,
     }
     if held:
@@ -246,6 +254,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "max_simultaneous_calls": statistics.median(r["max_simultaneous_calls"] for r in held),
         "rss_mb": statistics.median(r["rss_mb"] for r in held),
         "rss_mb_instant": statistics.median(r["rss_mb"] for r in instant),
+        "calls_per_dialer_cpu_second_instant": statistics.median(
+            r["calls_per_dialer_cpu_second"] for r in instant
+        ),
         "targets": {"calls_per_second_instant": 2000, "max_simultaneous_calls": 1000, "rss_mb": 250},
         "settings": {"max_active_calls": args.max_active, "runs": args.runs, "cpus": os.cpu_count()},
         "load_average_at_end": os.getloadavg()[0],

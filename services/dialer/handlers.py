@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from dialer.domain.call import AnsweredBy, CallResult, OutboundCall, aborted
@@ -48,13 +48,12 @@ class _Progress:
     request: CallRequested
     events: CallEventSink
     clock: Clock
-    acks: list[Awaitable[None]] = field(default_factory=list)
 
     def ringing(self) -> None:
-        self.acks.append(self.events.emit(call_ringing(self.request, self.clock())))
+        self.events.emit(call_ringing(self.request, self.clock()))
 
     def answered(self, answered_by: AnsweredBy) -> None:
-        self.acks.append(self.events.emit(call_answered(self.request, self.clock(), answered_by)))
+        self.events.emit(call_answered(self.request, self.clock(), answered_by))
 
 
 class Dialer:
@@ -109,7 +108,7 @@ class Dialer:
                 log.info(
                     "re-emitting the stored end of a finished attempt", extra={"attempt": request.attempt_id}
                 )
-                handled[request.attempt_id] = self._events.emit(claim.ended)
+                handled[request.attempt_id] = self._events.emit_confirmed(claim.ended)
             else:
                 log.info(
                     "attempt already claimed and not finished: not dialing",
@@ -139,7 +138,7 @@ class Dialer:
     async def _dial(self, request: CallRequested, token: str) -> None:
         started_at = self._clock()
         progress = _Progress(request, self._events, self._clock)
-        progress.acks.append(self._events.emit(call_started(request, self._provider.name, started_at)))
+        self._events.emit(call_started(request, self._provider.name, started_at))
         self._metrics.call_started(request.workspace_id)
         agent = request.agent
         call = OutboundCall(
@@ -163,8 +162,8 @@ class Dialer:
         )
         await self._record(ended, token)
         self._metrics.call_ended(ended.outcome, ended.duration_seconds)
-        progress.acks.append(self._events.emit(ended))
-        await asyncio.gather(*progress.acks)
+        # All of a call's events share its workspace key, so this acknowledgement covers the earlier ones.
+        await self._events.emit_confirmed(ended)
 
     async def _place(self, call: OutboundCall, progress: _Progress) -> CallResult:
         guard = call.ring_timeout_seconds + call.max_call_seconds + GUARD_SECONDS

@@ -73,10 +73,15 @@ class AttemptStore(Protocol):
 
 
 class CallEventSink(Protocol):
-    """Publishes call events in the order they are emitted."""
+    """Publishes call events in the order they are emitted (per key, hence per workspace)."""
 
-    def emit(self, event: Message) -> Awaitable[None]:
-        """Queue `event` for publishing now; the result completes when the broker acknowledged it."""
+    def emit(self, event: Message) -> None:
+        """Queue `event` for publishing now, without waiting for the broker."""
+        ...
+
+    def emit_confirmed(self, event: Message) -> Awaitable[None]:
+        """Queue `event`; the result completes when the broker acknowledged it and every event emitted
+        before it with the same key (one partition, appended in order by an idempotent producer)."""
         ...
 
 

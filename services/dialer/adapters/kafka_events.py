@@ -1,9 +1,10 @@
 """Publishing call events to Kafka without awaiting each one.
 
-`emit` is synchronous: it queues the event and returns a future for the broker's acknowledgement. One
-sender task hands queued events to the producer in emission order, so a call's events reach their
-partition (keyed by workspace) in the order they happened, and a burst of thousands of calls shares the
-producer's batches instead of paying a round trip each.
+`emit` and `emit_confirmed` are synchronous: they queue the event (the latter returns a future for the
+broker's acknowledgement). One sender task hands queued events to the producer in emission order, so a
+call's events reach their partition (keyed by workspace) in the order they happened, and a burst of
+thousands of calls shares the producer's batches instead of paying a round trip each. The idempotent
+producer appends to a partition in order, so the acknowledgement of a call's last event covers the others.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import logging
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
 
 from shared.events import Message, encode
 from shared.settings import InfraSettings
 from shared.telemetry import inject_headers
-from shared.topics import key_for, topic_for
+from shared.topics import Topic, key_for, topic_for
 
 log = logging.getLogger(__name__)
+
+_Queued = tuple[Message, list[tuple[str, bytes]], "asyncio.Future[None] | None"]
 
 
 class KafkaCallEvents:
@@ -35,10 +39,9 @@ class KafkaCallEvents:
             max_batch_size=512 * 1024,
             request_timeout_ms=30_000,
         )
-        self._queue: asyncio.Queue[tuple[Message, list[tuple[str, bytes]], asyncio.Future[None]]] = (
-            asyncio.Queue()
-        )
+        self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
+        self._partitions: dict[tuple[Topic, bytes], int] = {}
 
     async def start(self) -> None:
         await self._producer.start()
@@ -53,31 +56,58 @@ class KafkaCallEvents:
         await self._producer.flush()
         await self._producer.stop()
 
-    def emit(self, event: Message) -> asyncio.Future[None]:
+    def emit(self, event: Message) -> None:
+        self._queue.put_nowait((event, _headers(), None))
+
+    def emit_confirmed(self, event: Message) -> asyncio.Future[None]:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        headers = [(k, v.encode()) for k, v in inject_headers().items()]
-        self._queue.put_nowait((event, headers, done))
+        self._queue.put_nowait((event, _headers(), done))
         return done
+
+    def _partition(self, topic: Topic, key: bytes) -> int:
+        # The default partitioner (murmur2 of the key, as the Java client) in pure Python costs more than
+        # the rest of a send; a workspace's partition never changes, so it is computed once per key.
+        cached = self._partitions.get((topic, key))
+        if cached is None:
+            if len(self._partitions) > 100_000:
+                self._partitions.clear()
+            cached = (murmur2(key) & 0x7FFFFFFF) % topic.partitions
+            self._partitions[(topic, key)] = cached
+        return cached
 
     async def _send_loop(self) -> None:
         while True:
             event, headers, done = await self._queue.get()
             try:
+                topic, key = topic_for(event), key_for(event)
                 ack = await self._producer.send(
-                    topic_for(event).name_with(self._prefix),
+                    topic.name_with(self._prefix),
                     encode(event),
-                    key=key_for(event),
+                    key=key,
+                    partition=self._partition(topic, key),
                     headers=headers,
                 )
-                ack.add_done_callback(lambda a, d=done: _settle(a, d))
+                if done is not None:
+                    ack.add_done_callback(lambda a, d=done: _settle(a, d))
+                else:
+                    ack.add_done_callback(_log_failure)
             except Exception as exc:  # the producer refused the message outright
                 log.exception(
                     "could not queue a call event", extra={"type": event.model_fields["type"].default}
                 )
-                if not done.done():
+                if done is not None and not done.done():
                     done.set_exception(exc)
             finally:
                 self._queue.task_done()
+
+
+def _headers() -> list[tuple[str, bytes]]:
+    return [(k, v.encode()) for k, v in inject_headers().items()]
+
+
+def _log_failure(ack: asyncio.Future[Any]) -> None:
+    if not ack.cancelled() and ack.exception() is not None:
+        log.error("a call event was not acknowledged", exc_info=ack.exception())
 
 
 def _settle(ack: asyncio.Future[Any], done: asyncio.Future[None]) -> None:

@@ -86,9 +86,11 @@ async def test_two_dialers_racing_on_the_same_requests_dial_each_once(infra: Inf
         def __init__(self, sink: list[str]) -> None:
             self.sink = sink
 
-        def emit(self, event: Message) -> asyncio.Future[None]:
+        def emit(self, event: Message) -> None:
             if isinstance(event, CallStarted):
                 self.sink.append(event.attempt_id)
+
+        def emit_confirmed(self, event: Message) -> asyncio.Future[None]:
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             done.set_result(None)
             return done

@@ -59,7 +59,10 @@ class FakeEvents:
     def __init__(self) -> None:
         self.sent: list[Message] = []
 
-    def emit(self, event: Message) -> asyncio.Future[None]:
+    def emit(self, event: Message) -> None:
+        self.sent.append(event)
+
+    def emit_confirmed(self, event: Message) -> asyncio.Future[None]:
         self.sent.append(event)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
