@@ -19,7 +19,11 @@ class Settings(ServiceSettings):
         "replicas set this to false.",
     )
     deliver_webhooks: bool = Field(default=True, description="Run the webhook delivery task in this process.")
-    chunk_max_records: int = Field(default=5000, ge=1, description="Most records projected in one chunk.")
+    chunk_max_records: int = Field(default=5000, ge=1, description="Most records one poll returns.")
+    catchup_max_records: int = Field(
+        default=60_000, ge=1, description="While behind, polls join one chunk up to this many records."
+    )
+    catchup_max_ms: int = Field(default=3_000, ge=0, description="... or until this long has passed.")
     chunk_wait_ms: int = Field(default=100, ge=0, description="How long a poll waits for records.")
     cache_size: int = Field(default=50_000, ge=0, description="Call documents the projector keeps in memory.")
     notice_max_age_seconds: int = Field(
@@ -41,6 +45,3 @@ class Settings(ServiceSettings):
     )
     webhook_backoff_max_seconds: float = Field(default=600.0, gt=0)
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
-    webhook_lookback_minutes: int = Field(
-        default=120, ge=1, description="At start, outbox minutes re-read for undelivered items."
-    )

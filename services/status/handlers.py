@@ -29,8 +29,10 @@ from prometheus_client import Counter
 
 from status.domain.batches import (
     BatchView,
-    add_contribution,
+    Contribution,
+    Tally,
     apply_batch_event,
+    apply_tally,
     contribution,
     is_batch_event,
     new_batch,
@@ -210,6 +212,9 @@ class Projector:
         offsets: dict[str, dict[str, int]] = {}
         feed: dict[str, list[FeedItem]] = {}
         notices: list[Notice] = []
+        tallies: dict[str, Tally] = {}
+        contributions: dict[str, Contribution] = {}
+        last_at: dict[str, int] = {}
 
         for record in records:
             message = record.message
@@ -217,39 +222,54 @@ class Projector:
             batch = batches[batch_id]
             position = record.position
             counted = batch.offsets.get(position.partition, -1) >= position.offset
+            if counted:
+                # Already in the batch document (a chunk written again after a crash): only the call
+                # document, whose change the batch already holds, may still need it.
+                if is_call_event(message):
+                    old = calls[message.contact_id]
+                    new = apply_call_event(old, message)
+                    if new is not old and new != old:
+                        calls[message.contact_id] = new
+                        contributions.pop(message.contact_id, None)
+                        dirty_calls[message.contact_id] = None
+                continue
+            offsets.setdefault(batch_id, {})[position.partition] = position.offset
             at = epoch_ms(message.occurred_at)
+            last_at[batch_id] = at
             if is_call_event(message):
-                old = calls[message.contact_id]
+                contact_id = message.contact_id
+                old = calls[contact_id]
                 new = apply_call_event(old, message)
-                changed = new is not old and (old is None or new != old)
-                if changed:
-                    calls[message.contact_id] = new
-                    dirty_calls[message.contact_id] = None
-                if counted or not changed:
-                    if not counted:
-                        offsets.setdefault(batch_id, {})[position.partition] = position.offset
+                if new is old or new == old:
                     continue
-                was = batch.status
-                batch = add_contribution(batch, contribution(old), contribution(new))
+                calls[contact_id] = new
+                dirty_calls[contact_id] = None
+                before_part = contributions.get(contact_id)
+                if before_part is None:
+                    before_part = contribution(old)
+                after_part = contribution(new)
+                contributions[contact_id] = after_part
+                tally = tallies.get(batch_id)
+                if tally is None:
+                    tally = tallies[batch_id] = Tally()
+                tally.add(before_part, after_part)
                 item = call_feed_item(old, new, at)
                 if item is not None:
                     feed.setdefault(batch_id, []).append(item)
                 notices.extend(call_notices(old, new, batch, newly_started_attempt(old, new), at))
             elif is_batch_event(message):
-                if counted:
-                    continue
-                was = batch.status
-                batch = apply_batch_event(batch, message)
-            else:  # a message type this projection does not know: only its position counts
-                offsets.setdefault(batch_id, {})[position.partition] = position.offset
-                continue
-            offsets.setdefault(batch_id, {})[position.partition] = position.offset
-            if batch.status != was:
+                batches[batch_id] = apply_batch_event(batch, message)
+
+        for batch_id, tally in tallies.items():
+            batches[batch_id] = apply_tally(batches[batch_id], tally)
+        for batch_id, batch in batches.items():
+            was = stored_batches[batch_id].view.status
+            if batch_id in last_at and batch.status != was:
+                at = last_at[batch_id]
                 feed.setdefault(batch_id, []).append(
                     FeedItem(f"batch.{batch.status.value}", {**counts_data(batch), "at": at})
                 )
                 notices.extend(batch_notices(was, batch, at))
-            batches[batch_id] = batch
 
         changes = Changes()
         for contact_id in dirty_calls:
@@ -357,7 +377,9 @@ def _retryable(status: int | None) -> bool:
 
 class WebhookDeliverer:
     """Delivers outbox items with retries and exponential backoff, apart from projection (a slow receiver
-    never delays the read models). Every attempt is logged for the endpoint's delivery log."""
+    never delays the read models). Every attempt is logged for the endpoint's delivery log; an item leaves
+    the outbox once its delivery is final, so the outbox stays as small as what is pending (FerretDB scans a
+    collection for any query but `_id`)."""
 
     def __init__(
         self,
@@ -369,8 +391,6 @@ class WebhookDeliverer:
         max_attempts: int,
         backoff_ms: int,
         backoff_max_ms: int,
-        lookback_slots: int,
-        slot_ms: int = 60_000,
         concurrency: int = 16,
     ) -> None:
         self._outbox = outbox
@@ -380,10 +400,9 @@ class WebhookDeliverer:
         self._max_attempts = max_attempts
         self._backoff_ms = backoff_ms
         self._backoff_max_ms = backoff_max_ms
-        self._lookback = lookback_slots
-        self._slot_ms = slot_ms
         self._concurrency = asyncio.Semaphore(concurrency)
-        self._seen: dict[int, set[str]] = {}
+        self._known: set[str] = set()
+        self._finished: list[str] = []
         self._due: list[tuple[int, int, OutboxItem, int]] = []
         self._counter = 0
         self._started = False
@@ -396,24 +415,23 @@ class WebhookDeliverer:
         heapq.heappush(self._due, (at, self._counter, item, attempt))
 
     async def scan(self) -> int:
-        """Picks up new outbox items (at the first scan, those of the last `lookback` minutes not yet
-        delivered); returns how many were scheduled."""
+        """Schedules the outbox items not seen yet (at the first scan, skipping those a previous process
+        already finished); removes finished ones. Returns how many were scheduled."""
+        if self._finished:
+            finished, self._finished = self._finished, []
+            await self._outbox.remove(finished)
+            self._known.difference_update(finished)
         now = self._now_ms()
-        current = now // self._slot_ms
-        first = current - (self._lookback if not self._started else 1)
         scheduled = 0
-        for slot in range(first, current + 1):
-            seen = self._seen.setdefault(slot, set())
-            for item in await self._outbox.slot(slot):
-                if item.item_id in seen:
-                    continue
-                seen.add(item.item_id)
-                if not self._started and await self._log.final_logged(item.item_id):
-                    continue
-                self._schedule(now, item, 1)
-                scheduled += 1
-        for slot in [s for s in self._seen if s < current - self._lookback]:
-            del self._seen[slot]
+        for item in await self._outbox.pending():
+            if item.item_id in self._known:
+                continue
+            self._known.add(item.item_id)
+            if not self._started and await self._log.final_logged(item.item_id, self._max_attempts):
+                self._finished.append(item.item_id)
+                continue
+            self._schedule(now, item, 1)
+            scheduled += 1
         self._started = True
         return scheduled
 
@@ -478,6 +496,8 @@ class WebhookDeliverer:
             DELIVERIES.labels("delivered" if delivered else "gave_up" if final else "retrying").inc()
             if next_at is not None:
                 self._schedule(next_at, item, attempt + 1)
+            else:
+                self._finished.append(item.item_id)
 
     async def run(self, stopping: asyncio.Event, poll_seconds: float) -> None:
         while not stopping.is_set():

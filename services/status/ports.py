@@ -172,9 +172,11 @@ class WebhookRoutes(Protocol):
 
 
 class Outbox(Protocol):
-    """Webhook items waiting for delivery, grouped by the minute they were written in."""
+    """Webhook items waiting for delivery."""
 
-    async def slot(self, slot: int) -> Sequence[OutboxItem]: ...
+    async def pending(self) -> Sequence[OutboxItem]: ...
+
+    async def remove(self, item_ids: Sequence[str]) -> None: ...
 
 
 class DeliveryLog(Protocol):
@@ -184,7 +186,7 @@ class DeliveryLog(Protocol):
 
     async def log(self, entry: dict[str, Any]) -> None: ...
 
-    async def final_logged(self, item_id: str) -> bool: ...
+    async def final_logged(self, item_id: str, max_attempts: int) -> bool: ...
 
 
 class WebhookSender(Protocol):

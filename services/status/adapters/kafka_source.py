@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from prometheus_client import Counter
@@ -55,24 +57,37 @@ class KafkaEventSource:
         self._max_records = max_records
         self._wait_ms = wait_ms
         self._on_rebalance = on_rebalance
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=infra.kafka_bootstrap,
-            group_id=group_id,
-            client_id=client_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=max_records,
-            fetch_max_bytes=16 * 1024 * 1024,
-            max_partition_fetch_bytes=2 * 1024 * 1024,
-        )
+        self._options: dict[str, Any] = {
+            "bootstrap_servers": infra.kafka_bootstrap,
+            "group_id": group_id,
+            "client_id": client_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "max_poll_records": max_records,
+            "fetch_max_bytes": 16 * 1024 * 1024,
+            "max_partition_fetch_bytes": 2 * 1024 * 1024,
+        }
+        self._consumer_: AIOKafkaConsumer | None = None
         self._names = {topic.name_with(self._prefix): topic for topic in Topic}
 
+    @property
+    def _consumer(self) -> AIOKafkaConsumer:
+        if self._consumer_ is None:
+            raise RuntimeError("the event source is not started")
+        return self._consumer_
+
     async def start(self) -> None:
+        # aiokafka binds to the running loop, so the consumer is made here, not in the composition root.
+        self._consumer_ = AIOKafkaConsumer(**self._options)
         await self._consumer.start()
         self._consumer.subscribe(list(self._names), listener=_Forget(self._on_rebalance))
 
     async def stop(self) -> None:
         await self._consumer.stop()
+
+    @property
+    def max_records(self) -> int:
+        return self._max_records
 
     async def poll(self) -> list[Record]:
         """The next chunk (possibly empty), across partitions, each partition in order."""
@@ -110,18 +125,39 @@ class KafkaEventSource:
                 self._consumer.seek(tp, committed)
 
 
+async def next_chunk(source: KafkaEventSource, *, catchup_records: int, catchup_ms: int) -> list[Record]:
+    """One poll's records; while polls come back full (the projector is behind, e.g. replaying history),
+    more polls join the chunk — up to `catchup_records` or `catchup_ms` — so each call document is
+    written fewer times. Caught up, a chunk is one poll, which keeps the read models fresh."""
+    records = await source.poll()
+    started = time.monotonic()
+    while (
+        len(records) % source.max_records == 0
+        and records
+        and len(records) < catchup_records
+        and (time.monotonic() - started) * 1000 < catchup_ms
+    ):
+        more = await source.poll()
+        records.extend(more)
+        if len(more) < source.max_records:
+            break
+    return records
+
+
 async def run_projection(
     source: KafkaEventSource,
     project: Callable[[Sequence[Record]], Awaitable[object]],
     forget: Callable[[], None],
     stopping: asyncio.Event,
     *,
+    catchup_records: int = 50_000,
+    catchup_ms: int = 3_000,
     retry_seconds: float = 1.0,
 ) -> None:
     """Polls, projects, commits — until `stopping` is set. A failed chunk is retried from the last commit."""
     while not stopping.is_set():
         try:
-            records = await source.poll()
+            records = await next_chunk(source, catchup_records=catchup_records, catchup_ms=catchup_ms)
             if records:
                 await project(records)
                 await source.commit()

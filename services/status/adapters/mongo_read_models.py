@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
+import orjson
 from pymongo import ASCENDING, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -42,26 +43,51 @@ OUTBOX = "status_webhook_outbox"
 READ_MODELS = (BATCHES, CALLS, VACATED, FEED)
 """The collections a rebuild drops and replays (the webhook outbox and settings are not read models)."""
 
-OUTBOX_SLOT_MS = 60_000
-"""Outbox items are grouped by the minute they were written in."""
-
 _DUPLICATE_KEY = 11000
 _WRITE_CHUNK = 500
 
 
-def _feed_to_doc(entry: FeedEntry) -> Document:
-    return {
-        "_id": f"{entry.batch_id}:{entry.seq}",
-        "batch_id": entry.batch_id,
-        "workspace_id": entry.workspace_id,
-        "page": (entry.seq - 1) // FEED_PAGE,
-        "seq": entry.seq,
-        "kind": entry.kind,
-        "data": entry.data,
-    }
+def _feed_fragments(entries: Sequence[FeedEntry]) -> list[Document]:
+    """One document per batch and feed page per write: a chunk's thousand entries are a few inserts."""
+    groups: dict[tuple[str, int], list[FeedEntry]] = {}
+    for entry in entries:
+        groups.setdefault((entry.batch_id, (entry.seq - 1) // FEED_PAGE), []).append(entry)
+    return [
+        {
+            "_id": f"{batch_id}:{page}:{group[0].seq}",
+            "batch_id": batch_id,
+            "workspace_id": group[0].workspace_id,
+            "page": page,
+            # One string, not nested documents: FerretDB's insert cost grows with the number of fields.
+            "entries": orjson.dumps([{"seq": e.seq, "kind": e.kind, "data": e.data} for e in group]).decode(),
+        }
+        for (batch_id, page), group in groups.items()
+    ]
 
 
-def _outbox_to_doc(item: OutboxItem, slot: int) -> Document:
+def _vacated_fragments(changes: Changes) -> list[Document]:
+    """The list positions the new call versions leave, one document per batch, status and bucket."""
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    for write in changes.calls:
+        if write.previous is None:
+            continue
+        status, pos = write.previous.view.status.value, write.previous.pos
+        groups.setdefault((write.view.batch_id, status, (pos - 1) // LIST_BUCKET), []).append(pos)
+    # A position is left once, so the smallest one names the fragment uniquely (a rewrite after a crash
+    # produces the same id and is skipped).
+    return [
+        {
+            "_id": f"{batch_id}:{status}:{bucket}:{min(positions)}",
+            "batch_id": batch_id,
+            "status": status,
+            "list_bucket": bucket,
+            "positions": sorted(positions),
+        }
+        for (batch_id, status, bucket), positions in groups.items()
+    ]
+
+
+def _outbox_to_doc(item: OutboxItem) -> Document:
     return {
         "_id": item.item_id,
         "endpoint_id": item.endpoint_id,
@@ -71,7 +97,6 @@ def _outbox_to_doc(item: OutboxItem, slot: int) -> Document:
         "event": item.event,
         "created_at": item.created_at,
         "body": item.body,
-        "slot": slot,
     }
 
 
@@ -124,7 +149,6 @@ class MongoReadModels:
         )
         await self._feed.create_index([("batch_id", ASCENDING), ("page", ASCENDING)])
         await self._batches.create_index([("workspace_id", ASCENDING)])
-        await self._outbox.create_index([("slot", ASCENDING)])
 
     async def drop(self) -> None:
         """Drops the read models (not the webhook outbox or settings), for a rebuild from the topics."""
@@ -148,28 +172,16 @@ class MongoReadModels:
 
     async def save(self, changes: Changes) -> None:
         if changes.feed:
-            await insert_new(self._feed, [_feed_to_doc(e) for e in changes.feed])
+            await insert_new(self._feed, _feed_fragments(changes.feed))
         if changes.outbox:
-            # The delivery task polls the outbox by the minute it was written in (an equality query).
-            slot = self._now_ms() // OUTBOX_SLOT_MS
-            await insert_new(self._outbox, [_outbox_to_doc(i, slot) for i in changes.outbox])
+            await insert_new(self._outbox, [_outbox_to_doc(i) for i in changes.outbox])
         if changes.batches:
             docs = [batch_to_doc(b) for b in changes.batches]
             await self._batches.bulk_write(
                 [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=True
             )
         if changes.calls:
-            vacated = [
-                {
-                    "_id": f"{w.view.batch_id}:{w.previous.view.status.value}:{w.previous.pos}",
-                    "batch_id": w.view.batch_id,
-                    "status": w.previous.view.status.value,
-                    "list_bucket": (w.previous.pos - 1) // LIST_BUCKET,
-                    "pos": w.previous.pos,
-                }
-                for w in changes.calls
-                if w.previous is not None
-            ]
+            vacated = _vacated_fragments(changes)
             if vacated:
                 await insert_new(self._vacated, vacated)
             await insert_new(self._calls, [call_to_doc(w.view, w.version, w.pos) for w in changes.calls])
@@ -212,7 +224,7 @@ class MongoReadModels:
         out: list[StoredCall] = []
         while len(out) < limit and bucket < stored.lists.buckets(status):
             query = {"batch_id": batch_id, "status": status, "list_bucket": bucket}
-            gone = {d["pos"] async for d in self._vacated.find(query, {"pos": 1})}
+            gone = {pos async for d in self._vacated.find(query) for pos in d["positions"]}
             docs = [d async for d in self._calls.find(query) if d["pos"] not in gone]
             docs.sort(key=lambda d: d["pos"])
             for doc in docs[within:]:
@@ -234,12 +246,16 @@ class MongoReadModels:
                 yield StoredCall(call_from_doc(doc), doc["v"], doc["pos"])
 
     async def feed_page(self, batch_id: str, page: int) -> list[FeedEntry]:
-        docs = [d async for d in self._feed.find({"batch_id": batch_id, "page": page})]
-        docs.sort(key=lambda d: d["seq"])
-        return [FeedEntry(d["batch_id"], d["workspace_id"], d["seq"], d["kind"], d["data"]) for d in docs]
+        entries: dict[int, FeedEntry] = {}
+        async for doc in self._feed.find({"batch_id": batch_id, "page": page}):
+            for e in orjson.loads(doc["entries"]):
+                entries.setdefault(
+                    e["seq"], FeedEntry(batch_id, doc["workspace_id"], e["seq"], e["kind"], e["data"])
+                )
+        return [entries[seq] for seq in sorted(entries)]
 
-    async def slot(self, slot: int) -> list[OutboxItem]:
-        """The outbox items written in minute `slot` (the delivery task's `Outbox`)."""
+    async def pending(self) -> list[OutboxItem]:
+        """Every outbox item (the delivery task's `Outbox`; finished items are removed, so this is small)."""
         return [
             OutboxItem(
                 item_id=d["_id"],
@@ -251,5 +267,9 @@ class MongoReadModels:
                 created_at=d["created_at"],
                 body=d["body"],
             )
-            async for d in self._outbox.find({"slot": slot})
+            async for d in self._outbox.find({})
         ]
+
+    async def remove(self, item_ids: Sequence[str]) -> None:
+        for start in range(0, len(item_ids), _WRITE_CHUNK):
+            await self._outbox.delete_many({"_id": {"$in": list(item_ids[start : start + _WRITE_CHUNK])}})

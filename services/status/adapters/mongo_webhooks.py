@@ -45,7 +45,6 @@ class MongoWebhooks:
     async def ensure_indexes(self) -> None:
         await self._endpoints.create_index([("workspace_id", ASCENDING)])
         await self._log.create_index([("endpoint_id", ASCENDING), ("day", ASCENDING)])
-        await self._log.create_index([("item_id", ASCENDING)])
 
     async def endpoints(self, workspace_id: str) -> Sequence[Endpoint]:
         now = time.monotonic()
@@ -121,8 +120,15 @@ class MongoWebhooks:
         with contextlib.suppress(DuplicateKeyError):
             await self._log.insert_one(entry)
 
-    async def final_logged(self, item_id: str) -> bool:
-        return await self._log.find_one({"item_id": item_id, "final": True}) is not None
+    async def final_logged(self, item_id: str, max_attempts: int) -> bool:
+        """Whether an attempt of the item was final (by `_id`: the only lookup FerretDB does not scan for)."""
+        for attempt in range(1, max_attempts + 1):
+            doc = await self._log.find_one({"_id": f"{item_id}#{attempt}"})
+            if doc is None:
+                return False
+            if doc.get("final"):
+                return True
+        return True
 
     async def deliveries(self, endpoint_id: str, days: Sequence[str], limit: int) -> list[Document]:
         docs: list[Document] = []

@@ -417,47 +417,119 @@ def apply_batch_event(view: BatchView, event: BatchEvent) -> BatchView:
     return view
 
 
-def add_contribution(view: BatchView, old: Contribution, new: Contribution) -> BatchView:
-    """The batch after one of its calls changed from contributing `old` to contributing `new`."""
-    if old == new:
+class Tally:
+    """The sum of many calls' contribution changes, applied to their batch in one step (a chunk of events
+    changes thousands of calls of one batch; adding them one by one would rebuild the batch each time)."""
+
+    __slots__ = (
+        "counts",
+        "billable_attempts",
+        "billable_ms",
+        "billable_minutes",
+        "talk_ms",
+        "talked",
+        "usage",
+        "first_call_at",
+        "last_completed_at",
+        "recent",
+        "columns",
+        "changes",
+    )
+
+    def __init__(self) -> None:
+        self.counts = [0, 0, 0, 0, 0, 0]
+        self.billable_attempts = 0
+        self.billable_ms = 0
+        self.billable_minutes = 0
+        self.talk_ms = 0
+        self.talked = 0
+        self.usage: dict[str, list[int]] = {}
+        self.first_call_at: int | None = None
+        self.last_completed_at: int | None = None
+        self.recent: dict[str, RecentCall | None] = {}
+        self.columns: tuple[int, tuple[str, ...]] | None = None
+        self.changes = 0
+
+    def add(self, old: Contribution, new: Contribution) -> Tally:
+        """Takes one call's change from contributing `old` to contributing `new`."""
+        if old == new:
+            return self
+        self.changes += 1
+        for sign, part in ((-1, old), (1, new)):
+            c = part.counts
+            counts = self.counts
+            counts[0] += sign * c.waiting
+            counts[1] += sign * c.active
+            counts[2] += sign * c.completed
+            counts[3] += sign * c.failed
+            counts[4] += sign * c.cancelled
+            counts[5] += sign * c.skipped
+            self.billable_attempts += sign * part.billable_attempts
+            self.billable_ms += sign * part.billable_ms
+            self.billable_minutes += sign * part.billable_minutes
+            self.talk_ms += sign * part.talk_ms
+            self.talked += sign * part.talked
+            for u in part.usage:
+                line = self.usage.setdefault(u.day, [0, 0, 0])
+                line[0] += sign * u.attempts
+                line[1] += sign * u.seconds_ms
+                line[2] += sign * u.minutes
+        if new.first_started_at is not None:
+            self.first_call_at = _earliest(self.first_call_at, new.first_started_at)
+        if new.terminal_at is not None:
+            self.last_completed_at = _latest(self.last_completed_at, new.terminal_at)
+        if new.recent != old.recent:
+            # Both describe the same call; the latest state wins (None: it left the recent list).
+            changed = new.recent or old.recent
+            assert changed is not None
+            self.recent[changed.job_id] = new.recent
+        if new.columns is not None and (self.columns is None or new.columns[0] < self.columns[0]):
+            self.columns = new.columns
+        return self
+
+
+def apply_tally(view: BatchView, tally: Tally) -> BatchView:
+    """The batch with a tally of call changes added."""
+    if not tally.changes:
         return view
     usage = {u.day: u for u in view.usage}
-    for sign, part in ((-1, old), (1, new)):
-        for u in part.usage:
-            have = usage.get(u.day, Usage(u.day))
-            usage[u.day] = Usage(
-                u.day,
-                have.attempts + sign * u.attempts,
-                have.seconds_ms + sign * u.seconds_ms,
-                have.minutes + sign * u.minutes,
-            )
+    for day, (attempts, seconds_ms, minutes) in tally.usage.items():
+        have = usage.get(day, Usage(day))
+        usage[day] = Usage(
+            day, have.attempts + attempts, have.seconds_ms + seconds_ms, have.minutes + minutes
+        )
     first_call_at = view.first_call_at
-    if new.first_started_at is not None:
-        first_call_at = _earliest(first_call_at, new.first_started_at)
+    if tally.first_call_at is not None:
+        first_call_at = _earliest(first_call_at, tally.first_call_at)
     last_completed_at = view.last_completed_at
-    if new.terminal_at is not None:
-        last_completed_at = _latest(last_completed_at, new.terminal_at)
+    if tally.last_completed_at is not None:
+        last_completed_at = _latest(last_completed_at, tally.last_completed_at)
     recent = view.recent
-    if new.recent != old.recent:
-        kept = [r for r in recent if old.recent is None or r.job_id != old.recent.job_id]
-        if new.recent is not None:
-            kept.append(new.recent)
+    if tally.recent:
+        kept = [r for r in recent if r.job_id not in tally.recent]
+        kept.extend(r for r in tally.recent.values() if r is not None)
         kept.sort(key=lambda r: (-r.at, r.job_id))
         recent = tuple(kept[:RECENT_CALLS])
     columns = view.columns
-    if new.columns is not None and (columns is None or new.columns[0] < columns[0]):
-        columns = new.columns
+    if tally.columns is not None and (columns is None or tally.columns[0] < columns[0]):
+        columns = tally.columns
+    c = tally.counts
     return replace(
         view,
-        counts=view.counts.plus(old.counts, -1).plus(new.counts),
-        billable_attempts=view.billable_attempts - old.billable_attempts + new.billable_attempts,
-        billable_ms=view.billable_ms - old.billable_ms + new.billable_ms,
-        billable_minutes=view.billable_minutes - old.billable_minutes + new.billable_minutes,
-        talk_ms=view.talk_ms - old.talk_ms + new.talk_ms,
-        talked=view.talked - old.talked + new.talked,
+        counts=view.counts.plus(Counts(c[0], c[1], c[2], c[3], c[4], c[5])),
+        billable_attempts=view.billable_attempts + tally.billable_attempts,
+        billable_ms=view.billable_ms + tally.billable_ms,
+        billable_minutes=view.billable_minutes + tally.billable_minutes,
+        talk_ms=view.talk_ms + tally.talk_ms,
+        talked=view.talked + tally.talked,
         usage=tuple(sorted((u for u in usage.values() if u.attempts), key=lambda u: u.day)),
         first_call_at=first_call_at,
         last_completed_at=last_completed_at,
         recent=recent,
         columns=columns,
     )
+
+
+def add_contribution(view: BatchView, old: Contribution, new: Contribution) -> BatchView:
+    """The batch after one of its calls changed from contributing `old` to contributing `new`."""
+    return apply_tally(view, Tally().add(old, new))

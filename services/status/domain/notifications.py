@@ -128,7 +128,10 @@ def batch_notices(old: BatchStatus | None, new: BatchView, at: int) -> list[Noti
         return []
     notices: list[Notice] = []
     data = {**counts_data(new), "agentId": new.agent_id}
-    started = old in (None, BatchStatus.QUEUED) and status in (BatchStatus.PROCESSING, BatchStatus.PAUSED)
+    # A batch projected in one go may jump from queued to completed: it still started if a call was made.
+    started = old in (None, BatchStatus.QUEUED) and (
+        status in (BatchStatus.PROCESSING, BatchStatus.PAUSED) or new.start_time is not None
+    )
     if started:
         notices.append(
             Notice(f"{new.batch_id}.started", BATCH_STARTED, new.workspace_id, new.batch_id, at, data)

@@ -40,7 +40,12 @@ def create_app(container: Container) -> FastAPI:
             tasks.append(
                 asyncio.create_task(
                     run_projection(
-                        container.source, container.projector.project, container.projector.forget, stopping
+                        container.source,
+                        container.projector.project,
+                        container.projector.forget,
+                        stopping,
+                        catchup_records=settings.catchup_max_records,
+                        catchup_ms=settings.catchup_max_ms,
                     ),
                     name="status-projector",
                 )
@@ -55,7 +60,6 @@ def create_app(container: Container) -> FastAPI:
                 max_attempts=settings.webhook_max_attempts,
                 backoff_ms=int(settings.webhook_backoff_seconds * 1000),
                 backoff_max_ms=int(settings.webhook_backoff_max_seconds * 1000),
-                lookback_slots=settings.webhook_lookback_minutes,
             )
             tasks.append(
                 asyncio.create_task(

@@ -303,7 +303,7 @@ async def test_webhooks_are_signed_delivered_and_logged(
         paths = {p for p, _, body in receiver.received if json.loads(body)["event"] == "batch.completed"}
         return paths == {"/workspace", "/batch"}
 
-    await wait_for(batch_completed_both, within=60)
+    await wait_for(batch_completed_both, within=120)
     now = int(time.time())
     workspace = [(hdr, body) for p, hdr, body in receiver.received if p == "/workspace"]
     for headers, body in workspace:
