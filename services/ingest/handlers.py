@@ -47,8 +47,8 @@ class IngestDeps:
     do_not_call: DoNotCallNumbers
     progress: BatchProgress
     clock: Callable[[], datetime]
-    rows_per_block: int = 5_000
-    blocks_ahead: int = 3
+    rows_per_block: int = 2_000
+    blocks_ahead: int = 2
 
 
 class CommandRefused(Exception):

@@ -10,56 +10,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-import os
-import threading
-import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from ingest.adapters.contact_wire import ContactEncoder, random_uuid4s
-from ingest.domain.csv_layout import Header
-from ingest.domain.phone import INVALID_MARK, normalise_many
+from ingest.adapters.contact_wire import wire_timestamp
+from ingest.adapters.row_worker import WorkerJob, prepare_cells, start_worker
 from ingest.ports import ContactContext, PreparedRows, RecordBlock
+from shared.events import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
 
-def prepare_cells(
-    header: Header, rows: list[int], cells: list[list[str]], context: ContactContext
-) -> tuple[list[str], list[bytes]]:
-    """The work of one block (runs in a worker): normalised numbers and accepted bodies, per record."""
-    phone_of, variables_of = header.phone_of, header.variables_of
-    normalised = normalise_many([phone_of(row) for row in cells], context.default_region)
-    if not context.encode:
-        return normalised, [b""] * len(cells)
-    encoder = ContactEncoder(context.workspace_id, context.batch_id, context.occurred_at)
-    bodies: list[bytes] = []
-    append = bodies.append
-    for row_number, row, result, event_id in zip(
-        rows, cells, normalised, random_uuid4s(len(cells)), strict=True
-    ):
-        if result.startswith(INVALID_MARK):
-            append(b"")
-        else:
-            append(encoder.accepted(event_id, row_number, result, variables_of(row)))
-    return normalised, bodies
-
-
-def _arguments(block: RecordBlock) -> tuple[list[int], list[list[str]]]:
-    return [r.row_number for r in block.records], [r.cells for r in block.records]
-
-
-def _exit_with_parent(parent: int) -> None:
-    # A worker whose ingest process was killed (SIGKILL, OOM) would otherwise live on as an orphan.
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(0)
-
-
-def _start_worker() -> None:
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-    # Load the metadata of the common regions once per worker, not during the first upload.
-    normalise_many(["+14155550123", "+442079460958", "+33142685300", "+4930901820"], None)
+def _arguments(block: RecordBlock, context: ContactContext) -> tuple[list[int], list[list[str]], WorkerJob]:
+    job = WorkerJob(
+        workspace_id=context.workspace_id,
+        batch_id=context.batch_id,
+        default_region=context.default_region,
+        occurred_at_json=wire_timestamp(context.occurred_at),
+        schema_version=SCHEMA_VERSION,
+        encode=context.encode,
+    )
+    return [r.row_number for r in block.records], [r.cells for r in block.records], job
 
 
 class ProcessPoolPreparer:
@@ -74,17 +45,17 @@ class ProcessPoolPreparer:
         return ProcessPoolExecutor(
             max_workers=self._workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
+            initializer=start_worker,
         )
 
     async def prepare(self, block: RecordBlock, context: ContactContext) -> PreparedRows:
         loop = asyncio.get_running_loop()
-        rows, cells = _arguments(block)
+        rows, cells, job = _arguments(block, context)
         for attempt in (1, 2):
             pool = self._pool
             try:
                 normalised, bodies = await loop.run_in_executor(
-                    pool, prepare_cells, block.header, rows, cells, context
+                    pool, prepare_cells, block.header, rows, cells, job
                 )
                 return PreparedRows(normalised, bodies)
             except BrokenProcessPool:
@@ -104,8 +75,8 @@ class InlinePreparer:
     """`RowPreparer` in a thread of this process: for tests and one-core deployments."""
 
     async def prepare(self, block: RecordBlock, context: ContactContext) -> PreparedRows:
-        rows, cells = _arguments(block)
-        normalised, bodies = await asyncio.to_thread(prepare_cells, block.header, rows, cells, context)
+        rows, cells, job = _arguments(block, context)
+        normalised, bodies = await asyncio.to_thread(prepare_cells, block.header, rows, cells, job)
         return PreparedRows(normalised, bodies)
 
     def close(self) -> None:

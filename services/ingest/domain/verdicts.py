@@ -29,7 +29,7 @@ class RowJudge:
 
     def __init__(self, do_not_call: Set[str]) -> None:
         self._do_not_call = do_not_call
-        self._first_row: dict[str, int] = {}
+        self._first_row: dict[int, int] = {}
         self.accepted = 0
         self.skipped: dict[SkipReason, int] = dict.fromkeys(SkipReason, 0)
 
@@ -38,7 +38,8 @@ class RowJudge:
         if normalised.startswith(INVALID_MARK):
             problem, raw = invalid_parts(normalised)
             return self._skip(Verdict(row_number, raw, SkipReason.INVALID_NUMBER, problem))
-        first = self._first_row.setdefault(normalised, row_number)
+        # E.164 digits as an int: a third of the memory of the string for 250,000 numbers.
+        first = self._first_row.setdefault(int(normalised[1:]), row_number)
         if first != row_number:
             return self._skip(
                 Verdict(row_number, normalised, SkipReason.DUPLICATE, f"same number as row {first}")

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.responses import Response
+from prometheus_client import Counter, Histogram
 
 from ingest.bootstrap import Runtime
 from ingest.domain import agents as agent_rules
@@ -57,6 +58,17 @@ from shared.http import ApiError, install_common_routes
 from shared.outcomes import SkipReason
 
 BATCH_PREFIXES = ("/v1/batch-calls", "/v1/api/batch-calls")
+
+UPLOADS = Counter(
+    "batchcalls_ingest_uploads_total",
+    "Batch start requests by workspace and result (accepted, or the error code of the refusal).",
+    ["workspace", "result"],
+)
+UPLOAD_BYTES = Histogram(
+    "batchcalls_ingest_upload_bytes",
+    "Size of accepted uploads.",
+    buckets=(1e3, 1e4, 1e5, 1e6, 5e6, 1e7, 2.1e7),
+)
 
 _FORM_FIELDS: dict[str, Any] = {
     "file": {"type": "string", "format": "binary", "description": "CSV, UTF-8, at most 20 MB."},
@@ -213,7 +225,8 @@ def _batch_router(prefix: str) -> APIRouter:
                 PublishCursor(batch_id=batch_id, workspace_id=workspace.workspace_id, updated_at=now)
             )
             await runtime.deps.batches.create(batch)
-        except BaseException:
+        except BaseException as exc:
+            UPLOADS.labels(workspace.workspace_id, getattr(exc, "error", "error")).inc()
             await spool.settle()
             if spool.chunks_written:
                 await runtime.deps.uploads.delete(batch_id)
@@ -221,6 +234,8 @@ def _batch_router(prefix: str) -> APIRouter:
                 await runtime.idempotency.release(workspace.workspace_id, key)
             raise
         runtime.runner.submit(batch, spool.memory)
+        UPLOADS.labels(workspace.workspace_id, "accepted").inc()
+        UPLOAD_BYTES.observe(spool.size)
         response = StartResponse(batchId=batch_id, totalCalls=rows)
         if key is not None:
             await runtime.idempotency.complete(workspace.workspace_id, key, response.model_dump())
