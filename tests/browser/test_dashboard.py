@@ -87,7 +87,7 @@ async def test_start_follows_live_progress_to_completed(
         )
     await connect(page, workspace)
     await _upload(page, csv_path)
-    await _open_calling_hours(page, "2" if docs else "1")
+    await _open_calling_hours(page, "1")
     await page.click("[data-testid=start-batch]")
     await expect(page.get_by_test_id("batch-card")).to_be_visible()
     status = page.get_by_test_id("batch-status")
@@ -117,6 +117,8 @@ async def test_start_follows_live_progress_to_completed(
     assert exported == total
 
     await page.click("[data-testid=call-filters] button[data-status=all]")
+    await expect(table.locator("tbody tr[data-job]", has_text="completed").first).to_be_visible()
+    await expect(page.get_by_test_id("stream-state")).to_have_text("final")
     await page.evaluate("window.scrollTo(0, 0)")
     path = await screenshot(page, "live-progress-completed")
     if docs:

@@ -341,7 +341,9 @@ function selectBatch(batchId) {
   state.lastProgress = null;
   state.callsPage = 1;
   window.history.replaceState(null, "", `#batch=${encodeURIComponent(batchId)}`);
-  $("#batch-select").value = batchId;
+  const select = $("#batch-select");
+  if (![...select.options].some((o) => o.value === batchId)) select.append(h("option", { value: batchId }, batchId));
+  select.value = batchId;
   $("#batch-card").hidden = false;
   $("#batch-title").textContent = batchId;
   $("#call-detail").hidden = true;
@@ -420,7 +422,7 @@ async function follow(batchId) {
       if (err.name === "AbortError") return;
     }
     streaming = false;
-    if (alive()) $("#stream-state").textContent = "polling";
+    if (alive() && !(state.lastProgress && state.lastProgress.finished)) $("#stream-state").textContent = "polling";
   })();
   // Polling: every POLL_MS when the stream is down or something changed; a slow safety net otherwise.
   while (alive()) {
