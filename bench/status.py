@@ -332,7 +332,7 @@ async def run_once(args: argparse.Namespace) -> dict[str, Any]:
         port = _free_port()
         base_url = f"http://127.0.0.1:{port}"
         process = _start_status(infra, port, f"status-bench-{tag}", work / "status-bench.log")
-        async with httpx.AsyncClient(base_url=base_url, headers=headers, trust_env=False, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=base_url, headers=headers, trust_env=False, timeout=300) as http:
             await _wait_ready(http, process)
             started = time.perf_counter()
             while (n := await _projected(http)) < len(messages):
