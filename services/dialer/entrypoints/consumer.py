@@ -1,9 +1,10 @@
 """The call-requests consumer: many requests in flight, offsets committed only behind finished work.
 
 An aiokafka consumer loop rather than a faststream subscriber: the dialer holds thousands of calls at once
-from a handful of partitions, so it fetches up to its free capacity, claims the whole poll in one write,
-and commits each partition up to its lowest unfinished offset (see `offsets.py`). When full, or draining,
-it keeps polling with its partitions paused so the group does not think it died.
+from a handful of partitions, so it fetches up to its free capacity, claims the whole poll in one write
+(with up to four polls' writes in flight), and commits each partition up to its lowest unfinished offset
+(see `offsets.py`). When full, or draining, it keeps polling with its partitions paused so the group does
+not think it died.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from shared.events import CallRequested, decode
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0
+CLAIMS_IN_FLIGHT = 4
+"""Polls whose claim write may be pending at once: the next poll is claimed while the database answers."""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -63,6 +66,7 @@ class CallRequestConsumer:
         self._loop_task: asyncio.Task[None] | None = None
         self._last_commit = time.monotonic()
         self._handlings: set[asyncio.Future[None]] = set()
+        self._claiming: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._consumer.subscribe([self._topic], listener=_Rebalance(self))
@@ -79,6 +83,8 @@ class CallRequestConsumer:
         self._stopped.set()
         if self._loop_task is not None:
             await asyncio.gather(self._loop_task, return_exceptions=True)
+        if self._claiming:
+            await asyncio.gather(*self._claiming, return_exceptions=True)
         try:
             await self.commit()
         finally:
@@ -110,7 +116,7 @@ class CallRequestConsumer:
     async def _poll_once(self) -> None:
         free = self._max_active - self.tracker.in_flight
         assigned = self._consumer.assignment()
-        if not self._taking or free <= 0:
+        if not self._taking or free <= 0 or len(self._claiming) >= CLAIMS_IN_FLIGHT:
             if assigned:
                 self._consumer.pause(*assigned)
             await self._consumer.getmany(timeout_ms=100)
@@ -134,11 +140,18 @@ class CallRequestConsumer:
             requests.append(message)
             positions.append((tp, record.offset))
         if requests:
-            handled = await self._handle(requests)
-            if handled is None:  # stopping while the store is down: left uncommitted for the next owner
-                return
-            for (tp, offset), awaitable in zip(positions, handled, strict=True):
-                self._watch(tp, offset, awaitable)
+            task = asyncio.create_task(self._claim(requests, positions))
+            self._claiming.add(task)
+            task.add_done_callback(self._claiming.discard)
+
+    async def _claim(
+        self, requests: list[CallRequested], positions: list[tuple[TopicPartition, int]]
+    ) -> None:
+        handled = await self._handle(requests)
+        if handled is None:  # stopping while the store is down: left uncommitted for the next owner
+            return
+        for (tp, offset), awaitable in zip(positions, handled, strict=True):
+            self._watch(tp, offset, awaitable)
 
     async def _handle(self, requests: list[CallRequested]) -> list[Awaitable[None]] | None:
         # Nothing was dialed when a claim fails; the same requests are retried until the store answers.
