@@ -11,6 +11,9 @@ from shared.settings import InfraSettings
 
 Document = dict[str, Any]
 
+MAX_BULK_UPDATES = 90
+"""Most update operations in one `bulk_write`: FerretDB 1.24 hangs at 100 or more (ADR 0004)."""
+
 
 def make_client(infra: InfraSettings, app_name: str) -> AsyncMongoClient[Document]:
     # tz_aware so every datetime read back is timezone-aware, like the ones we write.
