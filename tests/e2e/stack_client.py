@@ -154,8 +154,20 @@ class Api:
         body: dict[str, Any] = got.json()
         return body
 
-    def calls(self, batch_id: str, *, status: str = "all") -> list[dict[str, Any]]:
-        """Every call of the batch, following the pagination."""
+    def calls(
+        self, batch_id: str, *, status: str = "all", expect: int | None = None, timeout: float = 30
+    ) -> list[dict[str, Any]]:
+        """Every call of the batch, following the pagination. With `expect`, polls until that many are
+        listed: the status service writes a batch's counts before its call documents (crash-safe order),
+        so for a moment a finished batch can list fewer calls than it counts."""
+        deadline = time.monotonic() + timeout
+        while True:
+            calls = self._calls_once(batch_id, status)
+            if expect is None or len(calls) >= expect or time.monotonic() > deadline:
+                return calls
+            time.sleep(0.5)
+
+    def _calls_once(self, batch_id: str, status: str) -> list[dict[str, Any]]:
         calls: list[dict[str, Any]] = []
         page = 1
         while True:

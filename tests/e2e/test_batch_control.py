@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.e2e.conftest import MakeApi
-from tests.e2e.stack_client import OPEN_WINDOW, TERMINAL_CALL_STATES, Api, contacts_csv
+from tests.e2e.stack_client import FAST_RETRIES, OPEN_WINDOW, TERMINAL_CALL_STATES, Api, contacts_csv
 
 pytestmark = pytest.mark.e2e
 
@@ -34,10 +34,12 @@ def _wait_for_progress(api: Api, batch_id: str, *, at_least: int, timeout: float
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        body = api.batch(batch_id)
-        p = body["progress"]
-        if p["active"] + p["completed"] + p["failed"] >= at_least:
-            return body
+        got = api.http.get(f"/v1/batch-calls/{batch_id}")  # 404 until the status service projected it
+        if got.status_code == 200:
+            body = got.json()
+            p = body["progress"]
+            if p["active"] + p["completed"] + p["failed"] >= at_least:
+                return body
         time.sleep(0.3)
     raise AssertionError(f"batch {batch_id} made no progress: {body}")
 
@@ -65,7 +67,7 @@ def test_cancel_mid_batch_drops_the_waiting_calls(slow_api: Api) -> None:
     final = api.wait(batch_id, "cancelled")
     final = api.wait(batch_id)  # active calls finish, then the batch is complete
     assert final["status"] == "cancelled" and final["isComplete"] is True
-    calls = api.calls(batch_id)
+    calls = api.calls(batch_id, expect=total)
     assert len(calls) == total
     assert all(c["status"] in TERMINAL_CALL_STATES for c in calls), [c["status"] for c in calls]
     dialed = _started(calls)
@@ -83,7 +85,12 @@ def test_pause_holds_new_calls_and_resume_finishes_the_batch(slow_api: Api) -> N
     api = slow_api
     agent = api.create_agent(max_call_seconds=10)
     total = 8
-    batch_id = api.start_ok(contacts_csv(numbers(total, start=2000)), agent, callingWindow=OPEN_WINDOW)
+    batch_id = api.start_ok(
+        contacts_csv(numbers(total, start=2000)),
+        agent,
+        callingWindow=OPEN_WINDOW,
+        smartCallbackConfig=FAST_RETRIES,
+    )
     _wait_for_progress(api, batch_id, at_least=1)
 
     paused = api.http.post(f"/v1/batch-calls/{batch_id}/pause")
@@ -100,7 +107,7 @@ def test_pause_holds_new_calls_and_resume_finishes_the_batch(slow_api: Api) -> N
     assert resumed.status_code == 200, resumed.text
     final = api.wait(batch_id)
     assert final["status"] == "completed"
-    calls = api.calls(batch_id)
+    calls = api.calls(batch_id, expect=total)
     assert len(calls) == total
     assert all(c["status"] in ("completed", "failed") for c in calls), [c["status"] for c in calls]
 
@@ -118,11 +125,15 @@ def test_a_batch_scheduled_later_waits_and_a_near_one_starts_on_time(api: Api, a
     )
     soon_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=6)
     soon = api.start_ok(
-        contacts_csv(numbers(3, start=3100)), agent_id, callingWindow=OPEN_WINDOW, scheduledAt=_utc(soon_at)
+        contacts_csv(numbers(3, start=3100)),
+        agent_id,
+        callingWindow=OPEN_WINDOW,
+        scheduledAt=_utc(soon_at),
+        smartCallbackConfig=FAST_RETRIES,
     )
     final = api.wait(soon)
     assert final["status"] == "completed"
-    starts = [c["startTime"] for c in api.calls(soon) if c.get("startTime")]
+    starts = [c["startTime"] for c in api.calls(soon, expect=3) if c.get("startTime")]
     assert len(starts) == 3
     assert min(starts) >= int(soon_at.timestamp() * 1000), (starts, soon_at)
 
@@ -130,7 +141,7 @@ def test_a_batch_scheduled_later_waits_and_a_near_one_starts_on_time(api: Api, a
     held = api.batch(later)
     assert held["status"] == "queued" and held["isComplete"] is False
     assert held["progress"]["waiting"] == 3 and held["progress"]["failed"] == 0
-    assert all(c["status"] == "waiting" and not c.get("startTime") for c in api.calls(later))
+    assert all(c["status"] == "waiting" and not c.get("startTime") for c in api.calls(later, expect=3))
     assert api.http.delete(f"/v1/batch-calls/{later}").status_code == 200
     assert api.wait(later)["status"] == "cancelled"
 
@@ -142,14 +153,19 @@ def test_contacts_outside_their_calling_window_stay_waiting(api: Api, agent_id: 
     window = json.dumps({"days": [(local_today + 3) % 7], "start": "09:00", "end": "17:00"})
     batch_id = api.start_ok(contacts_csv(numbers(4, start=4000)), agent_id, callingWindow=window)
     # An open-window batch of the same workspace finishes meanwhile: the closed lane holds only itself.
-    other = api.start_ok(contacts_csv(numbers(2, start=4100)), agent_id, callingWindow=OPEN_WINDOW)
+    other = api.start_ok(
+        contacts_csv(numbers(2, start=4100)),
+        agent_id,
+        callingWindow=OPEN_WINDOW,
+        smartCallbackConfig=FAST_RETRIES,
+    )
     assert api.wait(other)["status"] == "completed"
 
     held = api.batch(batch_id)
     assert held["isComplete"] is False and held["status"] in ("queued", "processing")
     assert held["progress"]["waiting"] == 4
     assert held["progress"]["failed"] == 0 and held["progress"]["active"] == 0
-    calls = api.calls(batch_id)
+    calls = api.calls(batch_id, expect=4)
     assert [c["status"] for c in calls] == ["waiting"] * 4
     assert all(not c.get("startTime") for c in calls)
     assert api.http.delete(f"/v1/batch-calls/{batch_id}").status_code == 200

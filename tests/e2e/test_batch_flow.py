@@ -91,7 +91,7 @@ def test_the_seed_curl_flow_as_written(api: Api, agent_id: str, tmp_path: Path, 
 
     final = api.wait(batch_id)
     assert final["progress"]["failed"] == 2 and final["progress"]["waiting"] == 0
-    calls = api.calls(batch_id)
+    calls = api.calls(batch_id, expect=2)
     assert sorted(c["jobId"] for c in calls) == [f"{batch_id}_r1", f"{batch_id}_r2"]
     assert {c["status"] for c in calls} == {"failed"}
     assert {c["error"] for c in calls} == {"Invalid phone number"}
@@ -155,7 +155,7 @@ def test_every_contact_of_a_mixed_batch_ends_terminal(mixed_batch: Any) -> None:
     assert (progress["waiting"], progress["active"]) == (0, 0)
     assert progress["completed"] == 2 and progress["failed"] == len(MIXED) - 2
 
-    calls = {c["jobId"]: c for c in api.calls(batch_id)}
+    calls = {c["jobId"]: c for c in api.calls(batch_id, expect=len(MIXED))}
     assert len(calls) == len(MIXED)
     for row, (number, status, error) in enumerate(MIXED, start=1):
         call = calls[f"{batch_id}_r{row}"]
@@ -172,12 +172,13 @@ def test_every_contact_of_a_mixed_batch_ends_terminal(mixed_batch: Any) -> None:
 
 
 def _attempts(job: dict[str, Any]) -> list[dict[str, Any]]:
-    attempts: list[dict[str, Any]] = job.get("attempts") or job.get("call", {}).get("attempts") or []
+    """The call's attempt history (`history`, one item per attempt, oldest first)."""
+    attempts: list[dict[str, Any]] = job["history"]
     return attempts
 
 
 def _attempt_id(attempt: dict[str, Any]) -> str:
-    return str(attempt.get("attemptId") or attempt.get("callId") or attempt.get("id"))
+    return str(attempt["attemptId"])
 
 
 @pytest.mark.parametrize(
