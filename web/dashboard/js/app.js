@@ -482,9 +482,11 @@ async function loadCalls() {
   const id = state.batchId;
   if (!id) return;
   state.callsLoadedAt = Date.now();
+  // Only the latest request may paint: a slow answer for an earlier filter must not overwrite a newer one.
+  const seq = (state.callsSeq = (state.callsSeq || 0) + 1);
   try {
     const body = await state.api.calls(id, state.callsStatus, state.callsPage);
-    if (id !== state.batchId) return;
+    if (id !== state.batchId || seq !== state.callsSeq) return;
     renderCalls(body);
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 429)) toast(explain(err));
@@ -513,8 +515,12 @@ function renderCalls(body) {
 
 async function showCall(jobId) {
   const box = $("#call-detail");
+  const seq = (state.callSeq = (state.callSeq || 0) + 1);
+  box.hidden = false;
+  box.replaceChildren(h("p", { class: "hint" }, `Loading ${jobId}…`));
   try {
     const call = await state.api.call(state.batchId, jobId);
+    if (seq !== state.callSeq) return;
     // The attempt list is `history` (in call lists `attempts` is a count).
     const attempts = Array.isArray(call.history) ? call.history : Array.isArray(call.attempts) ? call.attempts : [];
     const metadata = Object.entries(call.metadata || {});
