@@ -9,13 +9,14 @@
 #   DEMO_CSV=samples/contacts-200.csv
 #   DEMO_WORKSPACE=ws_demo
 #   DEMO_WATCH=1           0: start the batch and return without following it
+#   DEMO_STACK=1           0: use the API at BATCHCALLS_URL as it is (a stack you started yourself)
 #   GATEWAY_PORT=8080
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=.venv/bin/python
 CLI=.venv/bin/batchcalls
-STATE=.stack/demo.json
+STATE=${DEMO_STATE:-.stack/demo.json}
 CSV=${DEMO_CSV:-samples/contacts-200.csv}
 WORKSPACE=${DEMO_WORKSPACE:-ws_demo}
 TIME_SCALE=${DEMO_TIME_SCALE:-0.05}
@@ -27,6 +28,7 @@ die() { printf '\033[1;31mdemo:\033[0m %s\n' "$*" >&2; exit 1; }
 
 [[ -x $PY && -x $CLI ]] || scripts/install.sh
 [[ -f $CSV ]] || die "no sample CSV at $CSV"
+mkdir -p "$(dirname "$STATE")" .stack
 
 # --- 1. the stack, with the simulated provider at the demo time scale ------------------------------------
 # The dialer reads DIALER_SIM_TIME_SCALE at start. When the stack is already up, look at the running
@@ -48,11 +50,13 @@ dialer_scale() {
     echo "1.0"
 }
 # `up` is idempotent: it starts only what is not running yet (every part: STACK_PARTS is not inherited).
-say "starting the stack (Kafka, FerretDB, gateway, ingest, dispatcher, dialer, status) if needed ..."
-env -u STACK_PARTS stack/stack.sh up
-if [[ "$(dialer_scale)" != "$TIME_SCALE" ]]; then
-    say "restarting the dialer with the demo time scale $TIME_SCALE (it was $(dialer_scale))"
-    env -u STACK_PARTS stack/stack.sh restart dialer
+if [[ ${DEMO_STACK:-1} == 1 ]]; then
+    say "starting the stack (Kafka, FerretDB, gateway, ingest, dispatcher, dialer, status) if needed ..."
+    env -u STACK_PARTS stack/stack.sh up
+    if [[ "$(dialer_scale)" != "$TIME_SCALE" ]]; then
+        say "restarting the dialer with the demo time scale $TIME_SCALE (it was $(dialer_scale))"
+        env -u STACK_PARTS stack/stack.sh restart dialer
+    fi
 fi
 
 # --- 2. the demo workspace and its key (created once, reused afterwards) ----------------------------------

@@ -622,6 +622,8 @@ def run(argv: list[str] | None = None, transport: httpx.BaseTransport | None = N
         return report(code, failure.error, text, failure.status)
     except Unreachable as exc:
         return report(ExitCode.UNREACHABLE, "unreachable", f"{exc} (is the stack up? `make up`)")
+    except httpx.HTTPError as exc:  # any other transport failure: still one line, never a traceback
+        return report(ExitCode.UNREACHABLE, "unreachable", f"{exc.__class__.__name__}: {exc}")
     except OSError as exc:
         return report(ExitCode.USAGE, "io_error", str(exc))
     return 0

@@ -223,10 +223,13 @@ class BatchCallsClient:
 
     def export(self, batch_id: str, destination: IO[bytes], on_progress: Progress | None = None) -> int:
         """Streams the results CSV into `destination`; returns the bytes written."""
+        # A large export streams for a while and may pause between chunks: allow long reads.
+        read_timeout = max(self._connection.timeout_seconds, 300.0)
         request = self._http.build_request(
             "GET",
             f"{API_PREFIX}/batch-calls/{quote(batch_id, safe='')}/export",
             headers={"accept": "text/csv"},
+            extensions={"timeout": {"connect": 10.0, "read": read_timeout, "write": 30.0, "pool": 10.0}},
         )
         response = self._send(request, stream=True)
         written = 0
@@ -236,6 +239,10 @@ class BatchCallsClient:
                 written += len(chunk)
                 if on_progress:
                     on_progress(len(chunk))
+        except httpx.TransportError as exc:
+            raise Unreachable(
+                f"the export stopped after {written} bytes: {exc.__class__.__name__} {exc}"
+            ) from exc
         finally:
             response.close()
         return written

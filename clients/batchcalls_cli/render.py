@@ -46,7 +46,11 @@ def when(value: Any) -> str:
             moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except (ValueError, OverflowError, OSError):
         return str(value)
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    local = moment.astimezone()
+    # Today's times are shown as times only: tables stay narrow enough for an 80-column terminal.
+    if local.date() == datetime.now().astimezone().date():
+        return local.strftime("%H:%M:%S")
+    return local.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def seconds(value: Any) -> str:
@@ -108,7 +112,7 @@ def calls_table(body: dict[str, Any]) -> RenderableType:
     """A page of `GET .../calls` with its pagination and summary."""
     table = Table(header_style="bold")
     for column in ("jobId", "status", "phone", "started", "duration", "attempts", "error"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("jobId", "phone", "started"))
     for call in body.get("calls", []):
         attempts = call.get("attempts")
         if isinstance(attempts, list):

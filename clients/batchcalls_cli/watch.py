@@ -136,6 +136,9 @@ class BatchFollower:
                 stale = False
             if latest is not None and latest.total == 0:
                 latest = replace(latest, total=current.total)  # a progress event may omit the total
+            if latest is not None and latest.done < current.done and not latest.finished:
+                # Stream events and status reads can arrive out of order; never show progress going back.
+                latest = None
             if latest is not None and latest != current:
                 current = latest
                 yield current

@@ -111,3 +111,14 @@ def test_a_batch_that_never_appears_is_not_found() -> None:
     with pytest.raises(ApiFailure) as caught:
         list(follower)
     assert caught.value.status == 404
+
+
+def test_progress_never_goes_back() -> None:
+    api = FakeApi(
+        statuses=[
+            status_body("batch_1", "processing", 4, completed=2, waiting=2),
+            status_body("batch_1", "processing", 4, completed=1, waiting=3),  # an older read, out of order
+            status_body("batch_1", "completed", 4, completed=4),
+        ]
+    )
+    assert follow(api, use_stream=False) == [("processing", 2, 0), ("completed", 4, 0)]

@@ -351,7 +351,12 @@ function selectBatch(batchId) {
   follow(batchId);
 }
 
+function done(p) { return p.completed + p.failed + p.cancelled; }
+
 function renderProgress(p) {
+  // Stream events and status reads can arrive out of order: never show progress going back.
+  const last = state.lastProgress;
+  if (last && last.batchId === p.batchId && !p.finished && done(p) < done(last)) return;
   state.lastProgress = p;
   const pill = $("#batch-status");
   pill.textContent = p.status;
