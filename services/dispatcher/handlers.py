@@ -149,6 +149,7 @@ class Dispatcher:
         self._workspaces: dict[str, Workspace] = {}
         self._partitions: set[int] = set()
         self._taken_at: dict[int, float] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.poisoned = False
         """Set after an unexpected error: memory may be ahead of the store, so nothing more is saved."""
@@ -228,9 +229,17 @@ class Dispatcher:
             workspace = self._workspaces[workspace_id] = Workspace(
                 workspace_id, partition, owned_since=owned_since
             )
+            # Warm the plan cache while the first batch is being applied: its first round needs the limits.
+            warm = asyncio.create_task(self._warm_plan(workspace_id))
+            self._background.add(warm)
+            warm.add_done_callback(self._background.discard)
         if workspace.task is None and self._autostart and not self._stopping:
             workspace.task = asyncio.create_task(self._run(workspace), name=f"dispatch-{workspace_id}")
         return workspace
+
+    async def _warm_plan(self, workspace_id: str) -> None:
+        with contextlib.suppress(Exception):  # only a cache warm-up; the round asks again
+            await self._plans.limits(workspace_id)
 
     def _fatal(self, exc: BaseException) -> None:
         self.poisoned = True
@@ -318,7 +327,9 @@ class Dispatcher:
             batch.windows.clear()
             for lane in batch.lanes.values():
                 lane.open_until = lane.closed_until = None
-            await self._save_now(batch)
+            # Saved at the end of this apply step, before the offsets are committed (with its contacts' lane
+            # save, when they came in the same poll: one write fewer on the way to a new batch's first call).
+            batch.dirty = batch.urgent = True
             return
         if isinstance(message, BatchIngested):
             batch = await self._batch(workspace, message.batch_id)
@@ -327,7 +338,7 @@ class Dispatcher:
             batch.ingested_accepted = message.accepted
             batch.ingested_skipped = message.skipped
             batch.total_rows = batch.total_rows or message.total_rows
-            await self._save_now(batch)
+            batch.dirty = batch.urgent = True
             return
         effects = Effects()
         if isinstance(message, CancelBatch):
@@ -402,6 +413,9 @@ class Dispatcher:
             by_lane.setdefault((batch.batch_id, contact.lane), []).append(contact)
         if new_lane_batches:
             # Lane index -> key must be durable before the lane's first segment exists.
+            for batch in new_lane_batches.values():
+                batch.dirty = batch.urgent = False
+                batch.saved_at = time.monotonic()
             await self._store.save_batches([b.to_document() for b in new_lane_batches.values()])
         for (batch_id, key), entries in by_lane.items():
             batch = workspace.batches[batch_id]
@@ -527,7 +541,7 @@ class Dispatcher:
             workspace.wake.set()
 
     async def _save_now(self, batch: Batch) -> None:
-        batch.dirty = False
+        batch.dirty = batch.urgent = False
         batch.saved_at = time.monotonic()
         await self._store.save_batches([batch.to_document()])
 
@@ -538,10 +552,10 @@ class Dispatcher:
         due = [
             b
             for b in workspace.batches.values()
-            if b.dirty and (force or now - b.saved_at >= SAVE_EVERY_SECONDS)
+            if b.dirty and (force or b.urgent or now - b.saved_at >= SAVE_EVERY_SECONDS)
         ]
         for batch in due:
-            batch.dirty = False
+            batch.dirty = batch.urgent = False
             batch.saved_at = now
         if due:
             await self._store.save_batches([b.to_document() for b in due])

@@ -136,6 +136,8 @@ class Batch:
     windows: dict[str, CallingWindow] = field(default_factory=dict)
     lane_turn: int = 0
     dirty: bool = False
+    urgent: bool = False
+    """Must be saved before this apply step's offsets are committed (not only eventually)."""
     saved_at: float = 0.0
     checked_at: float = 0.0
 
