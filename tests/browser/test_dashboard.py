@@ -26,7 +26,7 @@ ANSWERED, VOICEMAIL, BUSY, UNREACHABLE, BLOCKED = (
 )
 FINAL_TIMEOUT_MS = 240_000
 # Waiting for the page, not timing it: a loaded machine can take seconds per API answer.
-expect.set_options(timeout=30_000)
+expect.set_options(timeout=90_000)
 DOCS_SCREENSHOT = ROOT / "docs" / "images" / "dashboard.png"
 
 

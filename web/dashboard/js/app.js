@@ -486,15 +486,23 @@ function scheduleCalls() {
 async function loadCalls() {
   const id = state.batchId;
   if (!id) return;
+  // One request at a time: on a slow server, overlapping reads would only pile up. A change asked for
+  // meanwhile (new counts, another filter or page) is read right after the current one.
+  if (state.callsInFlight) { state.callsAgain = true; return; }
+  state.callsInFlight = true;
+  state.callsAgain = false;
+  const wanted = { id, status: state.callsStatus, page: state.callsPage };
   state.callsLoadedAt = Date.now();
-  // Only the latest request may paint: a slow answer for an earlier filter must not overwrite a newer one.
-  const seq = (state.callsSeq = (state.callsSeq || 0) + 1);
   try {
-    const body = await state.api.calls(id, state.callsStatus, state.callsPage);
-    if (id !== state.batchId || seq !== state.callsSeq) return;
-    renderCalls(body);
+    const body = await state.api.calls(id, wanted.status, wanted.page);
+    const current = id === state.batchId && wanted.status === state.callsStatus && wanted.page === state.callsPage;
+    if (current) renderCalls(body);
+    else state.callsAgain = true;
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 429)) toast(explain(err));
+  } finally {
+    state.callsInFlight = false;
+    if (state.callsAgain && state.batchId) loadCalls();
   }
 }
 
