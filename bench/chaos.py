@@ -21,11 +21,13 @@ Options: `--seed N` (default 1), `--contacts N`, `--timeout S`.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import io
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,6 +42,8 @@ from typing import Any
 
 import httpx
 
+from shared.kafka import ensure_topics
+from shared.settings import InfraSettings
 from tests.e2e.stack_client import GATEWAY, OPEN_WINDOW, Api, contacts_csv, create_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +53,8 @@ DIAL_LOG = Path(os.environ.get("DIALER_SIM_DIAL_LOG", ROOT / ".stack" / "logs" /
 STACK = str(ROOT / "stack" / "stack.sh")
 
 AREA_CODES = ("202", "212", "312", "415", "617", "713", "305", "206", "303", "404")
+SCALE = 1.0
+"""`--scale`: a fraction of the 20,000 contacts, for a quick rehearsal."""
 RETRIES = json.dumps({"enabled": True, "maxAttempts": 2, "gaps": [{"seconds": 5}]})
 MAX_CALL_SECONDS = 60
 """The agents' longest call: with the 60 s lease grace, a call cut by a killed dialer frees its slot
@@ -95,42 +101,193 @@ def log(message: str) -> None:
     print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-# --- the stack ---------------------------------------------------------------------------------------------
+# --- where the faults go: the stack itself, or a private copy of its services ----------------------------
+
+SERVICE_PORTS = {"ingest": 8001, "status": 8002, "dispatcher": 8003, "dialer-1": 8004, "dialer-2": 8005}
+
+
+class StackTarget:
+    """The stack on its default ports (`make up`); its supervisor brings killed parts back."""
+
+    name = "stack"
+    gateway = GATEWAY
+    dial_log = DIAL_LOG
+    ports = SERVICE_PORTS
+
+    def pid_of(self, instance: str) -> int | None:
+        try:
+            return int((RUN / f"{instance}.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def check(self) -> None:
+        done = subprocess.run([STACK, "status"], capture_output=True, text=True)
+        lines = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines() if line.strip()}
+        wanted = ["kafka", "ferretdb", "gateway", *SERVICE_PORTS]
+        bad = {p: lines.get(p, "absent") for p in wanted if lines.get(p) != "healthy"}
+        if bad or lines.get("supervisor") != "running":
+            raise SystemExit(
+                f"chaos: the stack is not fully up ({bad or 'supervisor down'}); start it with "
+                "DIALER_REPLICAS=2 stack/stack.sh up"
+            )
+
+    def stop(self) -> None:
+        pass
+
+
+class PrivateServices:
+    """The four services (two dialers) and a gateway of our own, on other ports, topics (a prefix), database
+    and consumer groups, over the stack's Kafka and FerretDB — for a machine where others use the stack.
+    A supervisor thread restarts a killed service the way the stack's supervisor does (checks every 2 s)."""
+
+    name = "private"
+
+    def __init__(self, seed: int, base_port: int = 19000) -> None:
+        tag = f"chaos{seed}x{os.getpid()}"
+        self.prefix, self.db = f"{tag}.", tag
+        self.work = ROOT / "bench" / "work" / tag
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.dial_log = self.work / "dials.jsonl"
+        self.ports = {name: base_port + 1 + i for i, name in enumerate(SERVICE_PORTS)}
+        self.gateway = f"http://127.0.0.1:{base_port + 80}"
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.stopping = False
+        self._lock = threading.Lock()
+        self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
+
+    def _env(self, instance: str) -> dict[str, str]:
+        part = instance.split("-")[0]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BC_", "DIALER_", "STATUS_"))}
+        env.update(
+            {
+                "BC_TOPIC_PREFIX": self.prefix,
+                "BC_MONGO_DB": self.db,
+                "BC_LOG_LEVEL": "WARNING",
+                "PYTHONUNBUFFERED": "1",
+                f"{part.upper()}_HTTP_PORT": str(self.ports[instance]),
+                f"{part.upper()}_CONSUMER_GROUP": f"{self.prefix}{part}",
+            }
+        )
+        if part == "dialer":
+            env.update(
+                {
+                    "DIALER_INSTANCE_ID": instance,
+                    "DIALER_SIM_TIME_SCALE": os.environ.get("DIALER_SIM_TIME_SCALE", "0.05"),
+                    "DIALER_SIM_DIAL_LOG": str(self.dial_log),
+                }
+            )
+        return env
+
+    def _launch(self, instance: str) -> None:
+        if instance == "gateway":
+            conf = self.work / "nginx.conf"
+            (self.work / "tmp").mkdir(exist_ok=True)
+            values = {
+                "GATEWAY_PORT": self.gateway.rsplit(":", 1)[1],
+                "INGEST_PORT": str(self.ports["ingest"]),
+                "STATUS_PORT": str(self.ports["status"]),
+                "STACK_RUN": str(self.work),
+                "STACK_LOGS": str(self.work),
+                "STACK_NGINX": str(self.work),
+            }
+            text = (ROOT / "stack" / "nginx" / "nginx.conf.template").read_text()
+            for key, value in values.items():
+                text = text.replace("${" + key + "}", value)
+            conf.write_text(text)
+            nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+            command = [nginx, "-p", f"{self.work}/", "-c", str(conf), "-e", "stderr"]
+            env = dict(os.environ)
+        else:
+            command = [sys.executable, "-m", instance.split("-")[0]]
+            env = self._env(instance)
+        out = (self.work / f"{instance}.log").open("ab")
+        self.procs[instance] = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def start(self) -> None:
+
+        asyncio.run(ensure_topics(InfraSettings(topic_prefix=self.prefix)))
+        for instance in (*SERVICE_PORTS, "gateway"):
+            self._launch(instance)
+        deadline = time.monotonic() + 120
+        while not all(self.healthy(i) for i in SERVICE_PORTS):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"chaos: private services did not start; see {self.work}")
+            time.sleep(1)
+        os.environ["E2E_MONGO_DB"] = self.db  # create_workspace talks to our database
+        self._supervisor.start()
+        log(f"private services up: gateway {self.gateway}, prefix {self.prefix}, logs {self.work}")
+
+    def _supervise(self) -> None:
+        while not self.stopping:
+            with self._lock:
+                for instance, proc in list(self.procs.items()):
+                    if proc.poll() is not None and not self.stopping:
+                        log(f"supervisor: {instance} died ({proc.returncode}); restarting")
+                        self._launch(instance)
+            time.sleep(2)
+
+    def healthy(self, instance: str) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.ports[instance]}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def pid_of(self, instance: str) -> int | None:
+        if instance in self.procs:
+            return self.procs[instance].pid
+        return StackTarget().pid_of(instance)
+
+    def check(self) -> None:
+        done = subprocess.run([STACK, "status"], capture_output=True, text=True)
+        lines = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines() if line.strip()}
+        if lines.get("kafka") != "healthy" or lines.get("ferretdb") != "healthy":
+            raise SystemExit("chaos: the stack's Kafka and FerretDB must be up (stack/stack.sh up)")
+
+    def stop(self) -> None:
+        self.stopping = True
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        from pymongo import MongoClient
+
+        client: MongoClient[dict[str, Any]] = MongoClient("mongodb://127.0.0.1:27017/")
+        client.drop_database(self.db)
+        client.drop_database(f"{self.db}_dispatch")
+        client.close()
+
+
+Target = StackTarget | PrivateServices
+TARGET: Target = StackTarget()
 
 
 def pid_of(instance: str) -> int | None:
-    try:
-        return int((RUN / f"{instance}.pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
+    return TARGET.pid_of(instance)
 
 
 def healthy(instance: str) -> bool:
-    ports = {"ingest": 8001, "status": 8002, "dispatcher": 8003, "dialer-1": 8004, "dialer-2": 8005}
-    if instance in ports:
+    if instance in TARGET.ports:
         try:
-            return httpx.get(f"http://127.0.0.1:{ports[instance]}/readyz", timeout=2).status_code == 200
+            url = f"http://127.0.0.1:{TARGET.ports[instance]}/readyz"
+            return httpx.get(url, timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
     done = subprocess.run([STACK, "status"], capture_output=True, text=True, env={**os.environ})
     return any(line.split()[:2] == [instance, "healthy"] for line in done.stdout.splitlines())
 
 
-def check_stack() -> None:
-    done = subprocess.run([STACK, "status"], capture_output=True, text=True)
-    lines = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines() if line.strip()}
-    wanted = ["kafka", "ferretdb", "gateway", "ingest", "status", "dispatcher", "dialer-1", "dialer-2"]
-    bad = {p: lines.get(p, "absent") for p in wanted if lines.get(p) != "healthy"}
-    if bad or lines.get("supervisor") != "running":
-        raise SystemExit(
-            f"chaos: the stack is not fully up ({bad or 'supervisor down'}); start it with "
-            "DIALER_REPLICAS=2 stack/stack.sh up"
-        )
-    tests = subprocess.run(["pgrep", "-af", "pytest"], capture_output=True, text=True).stdout.strip()
-    if tests and "--force" not in sys.argv:
-        raise SystemExit(
-            f"chaos: tests are running against the stack, not starting (--force to ignore):\n{tests}"
-        )
+def others_testing() -> str:
+    """Other engineers' test runs (they use the shared Kafka and FerretDB)."""
+    found = subprocess.run(["pgrep", "-af", "pytest|bench\\."], capture_output=True, text=True).stdout
+    return "\n".join(
+        line for line in found.splitlines() if "bench.chaos" not in line and "pgrep" not in line
+    ).strip()
 
 
 def kill9(run: Run, instance: str) -> None:
@@ -205,10 +362,10 @@ def upload(run: Run, rng: random.Random) -> tuple[dict[str, Api], dict[str, Work
         ws = create_workspace(
             plan.label, cps=plan.cps, max_concurrent=plan.max_concurrent, max_records=20_000
         )
-        api = Api(ws, timeout=120)
+        api = Api(ws, TARGET.gateway, timeout=120)
         apis[ws.workspace_id], plans[ws.workspace_id] = api, plan
         agent = api.create_agent(prompt="Hello {first_name}", max_call_seconds=MAX_CALL_SECONDS)
-        per_batch = plan.contacts // plan.batches
+        per_batch = max(1, round(plan.contacts * SCALE)) // plan.batches
         for _ in range(plan.batches):
             body = contacts_csv(numbers(rng, per_batch, used))
             batch_id = api.start_ok(body, agent, callingWindow=OPEN_WINDOW, smartCallbackConfig=RETRIES)
@@ -269,7 +426,7 @@ def read_dials(offset: int, batch_ids: set[str]) -> tuple[dict[str, list[Dial]],
     """Every dial of our batches since `offset`, by attempt id (a list: more than one is a double dial)."""
     dials: dict[str, list[Dial]] = defaultdict(list)
     lines = 0
-    with DIAL_LOG.open("rb") as source:
+    with TARGET.dial_log.open("rb") as source:
         source.seek(offset)
         for raw in source:
             try:
@@ -345,20 +502,69 @@ def limit_violations(
 # --- the run -----------------------------------------------------------------------------------------------
 
 
-def chaos(seed: int, timeout: float) -> dict[str, Any]:
-    check_stack()
+def infra_fault(fault: Callable[[Run, str], None], policy: str) -> Callable[[Run, str], None]:
+    """Kafka and FerretDB are shared by everyone on this machine: hit them only when nobody else is testing
+    (or when told to), else record the fault as skipped."""
+
+    def hit(run: Run, part: str) -> None:
+        busy = others_testing()
+        if policy == "never" or (policy == "auto" and busy):
+            reason = (
+                "not allowed (--infra never)" if policy == "never" else f"others are testing: {busy[:200]}"
+            )
+            run.faults.append(Fault(part, "skipped", at_s=run.now(), detail=reason))
+            log(f"{part}: fault skipped ({reason[:80]})")
+            return
+        fault(run, part)
+
+    return hit
+
+
+def choose_target(name: str, seed: int) -> Target:
+    if name == "auto":
+        busy = others_testing()
+        try:
+            StackTarget().check()
+            stack_ok = True
+        except SystemExit:
+            stack_ok = False
+        name = "stack" if stack_ok and not busy else "private"
+        log(f"target: {name} ({'stack up, nobody testing' if name == 'stack' else 'the stack is in use'})")
+    if name == "stack":
+        StackTarget().check()
+        busy = others_testing()
+        if busy and "--force" not in sys.argv:
+            raise SystemExit(f"chaos: others are testing on the stack (--force to ignore):\n{busy}")
+        return StackTarget()
+    private = PrivateServices(seed)
+    private.check()
+    private.start()
+    return private
+
+
+def chaos(seed: int, timeout: float, target: str, infra: str) -> dict[str, Any]:
+    global TARGET
+    TARGET = choose_target(target, seed)
+    try:
+        return _chaos(seed, timeout, infra)
+    finally:
+        TARGET.stop()
+
+
+def _chaos(seed: int, timeout: float, infra: str) -> dict[str, Any]:
     rng = random.Random(seed)
     run = Run(seed)
-    offset = DIAL_LOG.stat().st_size if DIAL_LOG.exists() else 0
-    log(f"seed {seed}; dial log {DIAL_LOG} from byte {offset}")
+    dial_log = TARGET.dial_log
+    offset = dial_log.stat().st_size if dial_log.exists() else 0
+    log(f"seed {seed}; dial log {dial_log} from byte {offset}")
 
     apis, plans, batches = upload(run, rng)
     schedule: list[tuple[float, Callable[[Run, str], None], str]] = [
         (rng.uniform(15, 35), kill9, "dispatcher"),
         (rng.uniform(45, 65), kill9, "dialer-2"),
         (rng.uniform(75, 95), kill9, "status"),
-        (rng.uniform(105, 125), restart, "kafka"),
-        (rng.uniform(150, 170), kill9, "ferretdb"),
+        (rng.uniform(105, 125), infra_fault(restart, infra), "kafka"),
+        (rng.uniform(150, 170), infra_fault(kill9, infra), "ferretdb"),
     ]
     uploaded_at = run.now()
 
@@ -413,6 +619,7 @@ def chaos(seed: int, timeout: float) -> dict[str, Any]:
     recoveries = [f.recovered_s for f in run.faults if f.recovered_s is not None]
     result = {
         "seed": seed,
+        "target": TARGET.name,
         "contacts": len(expected),
         "lost": len(lost),
         "double_dialed": len(double),
@@ -439,14 +646,35 @@ def chaos(seed: int, timeout: float) -> dict[str, Any]:
     return result
 
 
+def _terminate(signum: int, _: object) -> None:
+    # So `finally` stops the private services and drops their database when the run is interrupted.
+    raise SystemExit(128 + signum)
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--seed", type=int, default=int(os.environ.get("CHAOS_SEED", "1")))
     parser.add_argument("--timeout", type=float, default=780.0, help="seconds to wait for every batch")
-    parser.add_argument("--force", action="store_true", help="run even if tests are running")
+    parser.add_argument("--force", action="store_true", help="run on the stack even if others are testing")
+    parser.add_argument(
+        "--target",
+        choices=("auto", "stack", "private"),
+        default="auto",
+        help="the stack's own services, or a private copy of them (auto: the stack unless others use it)",
+    )
+    parser.add_argument(
+        "--infra",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="restart Kafka / kill FerretDB (shared by everyone): auto = only when nobody else is testing",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the contacts (rehearsals)")
     args = parser.parse_args()
-    result = chaos(args.seed, args.timeout)
+    global SCALE
+    SCALE = args.scale
+    result = chaos(args.seed, args.timeout, args.target, args.infra)
     runs: list[dict[str, Any]] = []
     if args.out.exists():
         try:
@@ -460,7 +688,7 @@ def main() -> int:
         "api_mismatches": result["api_mismatches"],
         "recovery_seconds_max": result["recovery_seconds_max"],
         "command": f".venv/bin/python -m bench.chaos --seed {args.seed}",
-        "gateway": GATEWAY,
+        "target": result["target"],
         "runs": runs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
