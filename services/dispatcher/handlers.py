@@ -24,11 +24,17 @@ from dispatcher.domain.recipient_zone import lane_key
 from dispatcher.domain.retry_policy import Finish, Retry
 from dispatcher.domain.start_rate import SAFETY_MARGIN_SECONDS, StartRate, window_of
 from dispatcher.metrics import (
+    ACTIVE_CALLS,
     CALL_REQUESTS,
+    CONCURRENCY_LIMIT,
     CONTACTS_QUEUED,
+    DISPATCH_DELAY,
+    DUE_CONTACTS,
     LEASES_EXPIRED,
     OUTCOMES,
     ROUND_SECONDS,
+    WAITING_CONTACTS,
+    forget_workspace,
 )
 from dispatcher.ports import Clock, DispatchStore, Doc, DoNotCall, EventSink, PlanLimits
 from shared.events import (
@@ -86,6 +92,8 @@ class Workspace:
     """A new owner does not know its predecessor's last starts: it starts nothing for one window span."""
     needs_quiet: bool = True
     owned_since: float = 0.0
+    gauges_at: float = 0.0
+    """When the workspace's queue gauges were last exported (at most once a second)."""
     turn: int = 0
     task: asyncio.Task[None] | None = None
 
@@ -212,6 +220,7 @@ class Dispatcher:
                 with contextlib.suppress(asyncio.CancelledError):
                     await workspace.task
             del self._workspaces[workspace.workspace_id]
+            forget_workspace(workspace.workspace_id)
         self._partitions -= partitions
         for partition in partitions:
             self._taken_at.pop(partition, None)
@@ -601,6 +610,9 @@ class Dispatcher:
                 await self._sweep(workspace, batch, now)
         await self._check_completion(workspace, now)
         cps, max_concurrent = await self._plans.limits(workspace.workspace_id)
+        if t - workspace.gauges_at >= 1.0:
+            workspace.gauges_at = t
+            self._export_gauges(workspace, now, max_concurrent)
         if workspace.needs_quiet:
             span, _ = window_of(cps)
             workspace.quiet_until = workspace.owned_since + span + SAFETY_MARGIN_SECONDS
@@ -618,6 +630,25 @@ class Dispatcher:
             return IDLE_SECONDS
         await self._dispatch(workspace, picked, now, t)
         return 0.0 if len(picked) == allowance else IDLE_SECONDS
+
+    def _export_gauges(self, workspace: Workspace, now: datetime, max_concurrent: int) -> None:
+        waiting = due = 0
+        for batch in workspace.batches.values():
+            if batch.state is BatchState.CANCELLED or not batch.live:
+                continue
+            dispatchable = batch.dispatchable(now)
+            for key, lane in batch.lanes.items():
+                waiting += lane.waiting
+                if dispatchable and lane.waiting and batch.lane_open(key, now, lane):
+                    due += lane.waiting
+            waiting += len(batch.ready)
+            if dispatchable:
+                due += len(batch.ready)
+        label = workspace.workspace_id
+        WAITING_CONTACTS.labels(label).set(waiting)
+        DUE_CONTACTS.labels(label).set(due)
+        ACTIVE_CALLS.labels(label).set(len(workspace.leases))
+        CONCURRENCY_LIMIT.labels(label).set(max_concurrent)
 
     async def _expire_leases(self, workspace: Workspace, now: datetime) -> None:
         expired = [lease for lease in workspace.leases.values() if lease.expires_at <= now]
@@ -827,6 +858,7 @@ class Dispatcher:
             workspace.rate.record(t, len(requests))
             await self._sink.publish_many(requests)
             CALL_REQUESTS.labels(workspace.workspace_id).inc(len(requests))
+            DISPATCH_DELAY.observe(max(0.0, self._clock.now().timestamp() - t))
         await self._commit(workspace, fx)
 
     def _request(self, workspace: Workspace, batch: Batch, lease: Lease) -> CallRequested:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from dialer.bootstrap import SERVICE, DialerRuntime, build_runtime
 from dialer.config import Settings
+from shared.consumer_lag import ConsumerLagMonitor
 from shared.http import install_common_routes
 from shared.kafka import ensure_topics
 from shared.mongo import ping
@@ -29,10 +30,13 @@ def create_app(settings: Settings) -> FastAPI:
         await runtime.provider.start()
         await runtime.events.start()
         await runtime.consumer.start()
+        lag = ConsumerLagMonitor(settings.infra, settings.consumer_group, (Topic.CALL_REQUESTS,))
+        await lag.start()
         log.info("dialer started", extra={"provider": runtime.provider.name, "instance": runtime.name})
         try:
             yield
         finally:
+            await lag.stop()
             await shutdown(runtime)
 
     app = FastAPI(title="batchcalls dialer", lifespan=lifespan)

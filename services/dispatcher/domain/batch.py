@@ -106,6 +106,13 @@ class Lane:
     def load(self, entries: list[QueuedContact]) -> None:
         self.page = entries[self.cursor_pos :]
 
+    @property
+    def waiting(self) -> int:
+        """Contacts placed in the lane and not yet taken, derived from the cursor and the tail."""
+        return max(
+            0, (self.tail_segment - self.cursor_segment) * SEGMENT_SIZE + self.tail_len - self.cursor_pos
+        )
+
 
 @dataclass
 class Batch:

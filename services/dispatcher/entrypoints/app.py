@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from dispatcher.bootstrap import CONSUMED, SERVICE, DispatcherRuntime, build_runtime
 from dispatcher.config import Settings
+from shared.consumer_lag import ConsumerLagMonitor
 from shared.http import install_common_routes
 from shared.kafka import ensure_topics
 from shared.mongo import ping
@@ -29,11 +30,14 @@ def create_app(settings: Settings, *, on_fatal: Callable[[BaseException], None] 
         await ensure_topics(settings.infra, (*CONSUMED, Topic.CALL_REQUESTS, Topic.DISPATCH_EVENTS))
         await runtime.publisher.start()
         await runtime.consumer.start()
+        lag = ConsumerLagMonitor(settings.infra, settings.consumer_group, CONSUMED)
+        await lag.start()
         log.info("dispatcher started", extra={"instance": runtime.name})
         try:
             yield
         finally:
             try:
+                await lag.stop()
                 await runtime.consumer.stop()
             finally:
                 await runtime.publisher.stop()
