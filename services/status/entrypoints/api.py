@@ -6,6 +6,8 @@ route is workspace-scoped: a batch of another workspace is a 404, exactly like o
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import re
 import time
@@ -33,27 +35,55 @@ _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class BatchCache:
-    """Batch documents read in the last `ttl_ms` (per process): a dashboard polling a busy batch costs no
-    database read per request, and no answer is older than `ttl_ms`."""
+    """Batch documents read in the last `ttl_ms` (per process). An expired entry is still served while one
+    background read refreshes it (stale-while-revalidate), and concurrent misses share one read: a
+    dashboard poll never waits on the database once the batch is warm, and 200 pollers cost one read per
+    `ttl_ms`, not a stampede. Answers are at most `ttl_ms` plus one read old."""
 
     def __init__(
         self, read_models: MongoReadModels, ttl_ms: int, clock: Callable[[], float] = time.monotonic
-    ):
+    ) -> None:
         self._read_models = read_models
         self._ttl = ttl_ms / 1000
         self._clock = clock
         self._entries: dict[str, tuple[float, StoredBatch | None]] = {}
+        self._reads: dict[str, asyncio.Future[StoredBatch | None]] = {}
+        self._refreshes: set[asyncio.Task[None]] = set()
+
+    async def _read(self, batch_id: str) -> StoredBatch | None:
+        pending = self._reads.get(batch_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[StoredBatch | None] = asyncio.get_running_loop().create_future()
+        self._reads[batch_id] = future
+        try:
+            stored = await self._read_models.load_batch(batch_id)
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: a waiter re-raises it, nobody else logs it
+            raise
+        finally:
+            self._reads.pop(batch_id, None)
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[batch_id] = (self._clock(), stored)
+        future.set_result(stored)
+        return stored
+
+    async def _refresh(self, batch_id: str) -> None:
+        with contextlib.suppress(Exception):  # the next request tries again
+            await self._read(batch_id)
 
     async def get(self, workspace_id: str, batch_id: str) -> StoredBatch | None:
-        now = self._clock()
         hit = self._entries.get(batch_id)
-        if hit is None or now - hit[0] >= self._ttl:
-            stored = await self._read_models.load_batch(batch_id)
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-            self._entries[batch_id] = (now, stored)
-            hit = (now, stored)
-        stored = hit[1]
+        if hit is None or self._ttl == 0:
+            stored = await self._read(batch_id)
+        else:
+            if self._clock() - hit[0] >= self._ttl and batch_id not in self._reads:
+                task = asyncio.create_task(self._refresh(batch_id))
+                self._refreshes.add(task)
+                task.add_done_callback(self._refreshes.discard)
+            stored = hit[1]
         if stored is None or stored.view.workspace_id != workspace_id:
             return None
         return stored
