@@ -20,7 +20,11 @@ SEED_CSV = (
 
 
 def _done(messages: list[object]) -> bool:
-    return any(isinstance(m, BatchIngested) for m in messages)
+    # BatchIngested travels on `batches`, the rows on `contacts`: a read may see the first before the second,
+    # so wait until every row the batch reports is in.
+    ingested = [m for m in messages if isinstance(m, BatchIngested)]
+    rows = sum(1 for m in messages if isinstance(m, ContactAccepted | ContactSkipped))
+    return bool(ingested) and rows >= ingested[0].total_rows
 
 
 @pytest.mark.parametrize("prefix", ["/v1/batch-calls", "/v1/api/batch-calls"])
