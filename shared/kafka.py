@@ -8,8 +8,9 @@ acknowledged by the broker. The producer is idempotent (which forces `acks=all`)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from uuid import UUID
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -52,18 +53,39 @@ class EventPublisher:
     async def publish(self, message: Message, *, topic: Topic | None = None) -> None:
         await self.publish_many([message], topic=topic)
 
-    async def publish_many(self, messages: Iterable[Message], *, topic: Topic | None = None) -> int:
-        """Send every message, then wait for all acknowledgements; raises if any send failed."""
-        headers = [(k, v.encode()) for k, v in inject_headers().items()]
+    async def publish_many(
+        self,
+        messages: Iterable[Message],
+        *,
+        topic: Topic | None = None,
+        carriers: Mapping[UUID, Mapping[str, str]] | None = None,
+    ) -> int:
+        """Send every message, then wait for all acknowledgements; raises if any send failed.
+
+        Each message's headers carry the current trace context, or the W3C carrier `carriers` holds for its
+        event id: one publish may send work of several traces (call requests of contacts from different
+        uploads, each dialed long after its contact arrived).
+        """
+        headers = _headers(inject_headers())
         pending: list[asyncio.Future[Any]] = []
         for message in messages:
             name = self.topic_name(topic or topic_for(message))
+            own = carriers.get(message.event_id) if carriers else None
             pending.append(
-                await self._producer.send(name, encode(message), key=key_for(message), headers=headers)
+                await self._producer.send(
+                    name,
+                    encode(message),
+                    key=key_for(message),
+                    headers=headers if own is None else _headers(own),
+                )
             )
         if pending:
             await asyncio.gather(*pending)
         return len(pending)
+
+
+def _headers(carrier: Mapping[str, str]) -> list[tuple[str, bytes]]:
+    return [(k, v.encode()) for k, v in carrier.items()]
 
 
 async def ensure_topics(infra: InfraSettings, topics: Sequence[Topic] = tuple(Topic)) -> None:

@@ -14,7 +14,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Link, Span, SpanKind
 
 from shared.settings import InfraSettings
 
@@ -108,17 +108,49 @@ def _carrier(headers: KafkaHeaders) -> dict[str, str]:
     return carrier
 
 
+def traceparent_of(headers: KafkaHeaders, decoded: dict[bytes, str] | None = None) -> str:
+    """The W3C `traceparent` in a record's headers, "" without one. `decoded` caches the text per raw value,
+    so the many records of one trace (an upload's contacts) share one string."""
+    if isinstance(headers, Mapping):
+        headers = list(headers.items())  # type: ignore[arg-type]
+    for key, value in headers or ():
+        if value and key.lower() == "traceparent":
+            if isinstance(value, str):
+                return value
+            text = decoded.get(value) if decoded is not None else None
+            if text is None:
+                text = value.decode("latin-1")
+                if decoded is not None:
+                    decoded[value] = text
+            return text
+    return ""
+
+
 @contextmanager
-def consumer_span(name: str, headers: KafkaHeaders, **attributes: str | int) -> Iterator[Span]:
+def consumer_span(
+    name: str, headers: KafkaHeaders, links: Sequence[KafkaHeaders] = (), /, **attributes: str | int
+) -> Iterator[Span]:
     """A CONSUMER span, child of the producer's trace context in `headers`, current while handling one
     message; events published inside it carry the same trace on (`inject_headers`).
 
     `headers` may also be a carrier saved earlier with `inject_headers()` (e.g. stored with a waiting
-    contact), which continues the upload's trace when the work happens later. Attributes must stay free of
-    phone numbers and prompt variables.
+    contact), which continues the upload's trace when the work happens later. `links` are the contexts of
+    further messages handled in the same span (a projector's chunk). Attributes must stay free of phone
+    numbers and prompt variables.
     """
     tracer = trace.get_tracer("batchcalls")
+    linked = [
+        Link(context)
+        for context in (
+            trace.get_current_span(extract_context(_carrier(h))).get_span_context() for h in links
+        )
+        if context.is_valid
+    ]
     with tracer.start_as_current_span(
-        name, context=extract_context(_carrier(headers)), kind=SpanKind.CONSUMER, attributes=attributes
+        name,
+        context=extract_context(_carrier(headers)),
+        kind=SpanKind.CONSUMER,
+        attributes=attributes,
+        links=linked,
     ) as span:
         yield span

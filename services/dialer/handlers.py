@@ -20,6 +20,7 @@ from dialer.domain.call_events import call_answered, call_ended, call_ringing, c
 from dialer.domain.prompt import render_prompt
 from dialer.ports import AttemptStore, CallEventSink, CallMetrics, ClaimStatus, TelephonyProvider
 from shared.events import CallEnded, CallRequested
+from shared.telemetry import KafkaHeaders, consumer_span
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,15 @@ class _Progress:
         self.events.emit(call_answered(self.request, self.clock(), answered_by))
 
 
+def _attributes(request: CallRequested) -> dict[str, str | int]:
+    # Ids only: a span never carries the phone number or the prompt's variables.
+    return {
+        "batch_id": request.batch_id,
+        "attempt_id": request.attempt_id,
+        "attempt_number": request.attempt_number,
+    }
+
+
 class Dialer:
     """Handles call requests: many at once, each attempt dialed at most once."""
 
@@ -84,14 +94,20 @@ class Dialer:
     def active_calls(self) -> int:
         return len(self._calls)
 
-    async def handle(self, requests: Sequence[CallRequested]) -> list[Awaitable[None]]:
+    async def handle(
+        self, requests: Sequence[CallRequested], headers: Sequence[KafkaHeaders] | None = None
+    ) -> list[Awaitable[None]]:
         """Claim `requests` in one go; one awaitable per request, done once its handling is durable.
+        `headers` (one per request, as the records carried them) continue each request's trace.
 
         Raises if the store cannot be reached (nothing was dialed; the caller retries the same requests).
         """
         first: dict[str, CallRequested] = {}
-        for request in requests:
-            first.setdefault(request.attempt_id, request)
+        carriers: dict[str, KafkaHeaders] = {}
+        for index, request in enumerate(requests):
+            if request.attempt_id not in first:
+                first[request.attempt_id] = request
+                carriers[request.attempt_id] = headers[index] if headers is not None else None
         unique = list(first.values())
         token = self._new_token()
         claims = {
@@ -102,13 +118,15 @@ class Dialer:
         for request in unique:
             claim = claims[request.attempt_id]
             self._metrics.claimed(claim.status)
+            carrier = carriers[request.attempt_id]
             if claim.status is ClaimStatus.CLAIMED:
-                handled[request.attempt_id] = self._start(request, token)
+                handled[request.attempt_id] = self._start(request, token, carrier)
             elif claim.status is ClaimStatus.ENDED and claim.ended is not None:
                 log.info(
                     "re-emitting the stored end of a finished attempt", extra={"attempt": request.attempt_id}
                 )
-                handled[request.attempt_id] = self._events.emit_confirmed(claim.ended)
+                with consumer_span("dialer re-emit call end", carrier, **_attributes(request)):
+                    handled[request.attempt_id] = self._events.emit_confirmed(claim.ended)
             else:
                 log.info(
                     "attempt already claimed and not finished: not dialing",
@@ -123,8 +141,8 @@ class Dialer:
             seen.add(request.attempt_id)
         return results
 
-    def _start(self, request: CallRequested, token: str) -> asyncio.Task[None]:
-        task = asyncio.create_task(self._dial(request, token), name=f"call {request.attempt_id}")
+    def _start(self, request: CallRequested, token: str, carrier: KafkaHeaders) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._dial(request, token, carrier), name=f"call {request.attempt_id}")
         self._calls[request.attempt_id] = task
         self._metrics.active(1)
         task.add_done_callback(lambda _: self._finished(request.attempt_id))
@@ -135,7 +153,13 @@ class Dialer:
         self._aborting.discard(attempt_id)
         self._metrics.active(-1)
 
-    async def _dial(self, request: CallRequested, token: str) -> None:
+    async def _dial(self, request: CallRequested, token: str, carrier: KafkaHeaders = None) -> None:
+        # One span per call, from its claim to its acknowledged end, continuing the request's trace: the
+        # call's events are emitted inside it, so status (and the dispatcher's retry) carry the trace on.
+        with consumer_span("dialer place call", carrier, **_attributes(request)):
+            await self._call(request, token)
+
+    async def _call(self, request: CallRequested, token: str) -> None:
         started_at = self._clock()
         progress = _Progress(request, self._events, self._clock)
         self._events.emit(call_started(request, self._provider.name, started_at))

@@ -13,9 +13,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
 
 from dispatcher.domain.batch import SEGMENT_SIZE, Batch, BatchState, Lane, QueuedContact
 from dispatcher.domain.ids import attempt_id, event_id
@@ -60,6 +63,7 @@ from shared.events import (
     decode,
 )
 from shared.outcomes import Outcome, SkipReason
+from shared.telemetry import consumer_span, inject_headers
 from shared.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -74,6 +78,24 @@ IDLE_SECONDS = 1.0
 
 def minute_of(at: datetime) -> int:
     return int(at.timestamp() // 60)
+
+
+Traces = Mapping[UUID, str]
+"""The W3C `traceparent` each inbound message arrived with, by event id (untraced messages are absent)."""
+
+
+def _continued(name: str, traceparent: str, **attributes: str | int) -> AbstractContextManager[Any]:
+    """A span that continues `traceparent` while one message's work is done; untraced work gets none, so
+    the dispatcher never starts a fresh trace per event."""
+    if not traceparent:
+        return contextlib.nullcontext()
+    return consumer_span(name, {"traceparent": traceparent}, **attributes)
+
+
+def _current_traceparent() -> str:
+    # Only `traceparent` is kept with a waiting contact (one short string per entry); vendors' `tracestate`
+    # is dropped there.
+    return inject_headers().get("traceparent", "")
 
 
 @dataclass
@@ -112,12 +134,26 @@ class Effects:
     """Published with topic=dispatch-events (a ContactSkipped found at dial time)."""
     ended_leases: list[str] = field(default_factory=list)
     opted_out: list[tuple[str, str]] = field(default_factory=list)
+    carriers: dict[UUID, dict[str, str]] = field(default_factory=dict)
+    """Trace context of events that continue a trace other than the current one, by event id."""
+
+    def carry(self, event: Message, traceparent: str) -> None:
+        if traceparent:
+            self.carriers[event.event_id] = {"traceparent": traceparent}
 
     def terminal(
-        self, contact: QueuedContact, final: str, outcome: str, attempts: int, event: Message
+        self,
+        contact: QueuedContact,
+        final: str,
+        outcome: str,
+        attempts: int,
+        event: Message,
+        *,
+        trace: str = "",
     ) -> None:
         """The contact's one terminal state, with the event that announces it. The event is stored with the
         state, so a replay re-sends the event of the state that won, never a second, different one."""
+        self.carry(event, trace)
         self.outcomes.setdefault(contact.batch_id, []).append(
             {
                 "_id": contact.contact_id,
@@ -258,8 +294,10 @@ class Dispatcher:
 
     # --- inbound events ------------------------------------------------------------------------------------
 
-    async def apply(self, items: Sequence[tuple[int, Message]]) -> None:
-        """Apply a polled batch of messages (partition, message); returns once their effects are durable."""
+    async def apply(self, items: Sequence[tuple[int, Message]], traces: Traces | None = None) -> None:
+        """Apply a polled batch of messages (partition, message); returns once their effects are durable.
+        `traces` continues each message's trace in the work it causes, now or when its contact is dialed."""
+        traces = traces or {}
         by_workspace: dict[str, list[tuple[int, Message]]] = {}
         for partition, message in items:
             by_workspace.setdefault(message.workspace_id, []).append((partition, message))
@@ -267,40 +305,46 @@ class Dispatcher:
             for workspace_id, messages in by_workspace.items():
                 workspace = self._workspace(workspace_id, messages[0][0])
                 async with workspace.lock:
-                    await self._apply_workspace(workspace, [m for _, m in messages])
+                    await self._apply_workspace(workspace, [m for _, m in messages], traces)
                     await self._save(workspace)
                 workspace.wake.set()
         except Exception as exc:
             self._fatal(exc)
             raise
 
-    async def _apply_workspace(self, workspace: Workspace, messages: list[Message]) -> None:
+    async def _apply_workspace(self, workspace: Workspace, messages: list[Message], traces: Traces) -> None:
         contacts: list[ContactAccepted] = []
         ended: list[CallEnded] = []
         for message in messages:
             if isinstance(message, ContactAccepted):
                 if ended:
-                    await self._apply_ended(workspace, ended)
+                    await self._apply_ended(workspace, ended, traces)
                     ended = []
                 contacts.append(message)
                 continue
             if isinstance(message, CallEnded):
                 if contacts:
-                    await self._apply_contacts(workspace, contacts)
+                    await self._apply_contacts(workspace, contacts, traces)
                     contacts = []
                 ended.append(message)
                 continue
             if contacts:
-                await self._apply_contacts(workspace, contacts)
+                await self._apply_contacts(workspace, contacts, traces)
                 contacts = []
             if ended:
-                await self._apply_ended(workspace, ended)
+                await self._apply_ended(workspace, ended, traces)
                 ended = []
-            await self._apply_lifecycle(workspace, message)
+            # Lifecycle commands are rare: each is handled in its own span, so what it publishes continues it.
+            with _continued(
+                f"dispatcher {type(message).__name__}",
+                traces.get(message.event_id, ""),
+                batch_id=message.correlation_id,
+            ):
+                await self._apply_lifecycle(workspace, message)
         if contacts:
-            await self._apply_contacts(workspace, contacts)
+            await self._apply_contacts(workspace, contacts, traces)
         if ended:
-            await self._apply_ended(workspace, ended)
+            await self._apply_ended(workspace, ended, traces)
 
     async def _batch(self, workspace: Workspace, batch_id: str, *, save: bool = True) -> Batch | None:
         """The live batch, or None if it finished (retired) before; unknown batches start as stubs."""
@@ -389,7 +433,9 @@ class Dispatcher:
             )
         await self._commit(workspace, effects)
 
-    async def _apply_contacts(self, workspace: Workspace, messages: list[ContactAccepted]) -> None:
+    async def _apply_contacts(
+        self, workspace: Workspace, messages: list[ContactAccepted], traces: Traces
+    ) -> None:
         now = self._clock.now()
         effects = Effects()
         writes: list[tuple[Batch, Lane, int, list[QueuedContact]]] = []
@@ -405,6 +451,9 @@ class Dispatcher:
                 phone_number=message.phone_number,
                 variables=dict(message.variables),
                 lane=lane_key(message.phone_number),
+                # No span per accepted contact (a million of them queue in one upload): the upload's context
+                # is kept with the waiting entry and continued by the span that dials it.
+                trace=traces.get(message.event_id, ""),
             )
             if batch is None:
                 continue  # retired: every contact it accepted already ended, so this is a replay
@@ -437,20 +486,37 @@ class Dispatcher:
         CONTACTS_QUEUED.inc(sum(len(chunk) for *_, chunk in writes))
         await self._commit(workspace, effects)
 
-    async def _apply_ended(self, workspace: Workspace, messages: Sequence[CallEnded]) -> None:
+    async def _apply_ended(self, workspace: Workspace, messages: Sequence[CallEnded], traces: Traces) -> None:
         effects = Effects()
         now = self._clock.now()
         for message in messages:
             lease = workspace.leases.pop(message.attempt_id, None)
             if lease is None:
                 continue  # already applied, or its lease expired and a new attempt took over
-            self._ended(workspace, lease, message.outcome, now, effects)
+            # A span per call end (calls end at the start rate, far fewer than contacts arrive): the retry or
+            # terminal event it decides continues the call's trace, published with the others below.
+            with _continued(
+                "dispatcher call ended",
+                traces.get(message.event_id, ""),
+                batch_id=message.batch_id,
+                attempt_id=message.attempt_id,
+            ):
+                self._ended(workspace, lease, message.outcome, now, effects, _current_traceparent())
         await self._commit(workspace, effects)
 
     def _ended(
-        self, workspace: Workspace, lease: Lease, outcome: Outcome, now: datetime, fx: Effects
+        self,
+        workspace: Workspace,
+        lease: Lease,
+        outcome: Outcome,
+        now: datetime,
+        fx: Effects,
+        trace: str = "",
     ) -> None:
+        """Decide a retry or the terminal state after an attempt; `trace` is the context its events and a
+        retry's dial continue (the attempt's own trace when empty)."""
         contact = lease.contact
+        trace = trace or contact.trace
         fx.ended_leases.append(lease.attempt_id)
         OUTCOMES.labels(outcome.value).inc()
         batch = workspace.batches.get(contact.batch_id)
@@ -461,7 +527,7 @@ class Dispatcher:
             decision = Finish(outcome)
         if isinstance(decision, Retry) and batch.state is BatchState.CANCELLED:
             cancelled = self._cancelled(workspace, contact, now)
-            fx.terminal(contact, "cancelled", outcome.value, contact.attempt_number, cancelled)
+            fx.terminal(contact, "cancelled", outcome.value, contact.attempt_number, cancelled, trace=trace)
             return
         if isinstance(decision, Retry):
             due = now + timedelta(seconds=decision.wait_seconds)
@@ -474,21 +540,22 @@ class Dispatcher:
                 lane=contact.lane,
                 attempt_number=contact.attempt_number + 1,
                 previous=(*contact.previous, outcome.value),
+                trace=trace,
             )
             fx.timers.setdefault((batch.batch_id, minute_of(due)), []).append((retry, due))
-            fx.events.append(
-                RetryScheduled(
-                    event_id=event_id(attempt_id(contact.contact_id, retry.attempt_number), "retry"),
-                    occurred_at=now,
-                    workspace_id=workspace.workspace_id,
-                    correlation_id=batch.batch_id,
-                    batch_id=batch.batch_id,
-                    contact_id=contact.contact_id,
-                    next_attempt_number=retry.attempt_number,
-                    due_at=due,
-                    after_outcome=outcome,
-                )
+            scheduled = RetryScheduled(
+                event_id=event_id(attempt_id(contact.contact_id, retry.attempt_number), "retry"),
+                occurred_at=now,
+                workspace_id=workspace.workspace_id,
+                correlation_id=batch.batch_id,
+                batch_id=batch.batch_id,
+                contact_id=contact.contact_id,
+                next_attempt_number=retry.attempt_number,
+                due_at=due,
+                after_outcome=outcome,
             )
+            fx.events.append(scheduled)
+            fx.carry(scheduled, trace)
             return
         final = "completed" if outcome.successful else "failed"
         fx.terminal(
@@ -506,6 +573,7 @@ class Dispatcher:
                 outcome=outcome,
                 attempts=contact.attempt_number,
             ),
+            trace=trace,
         )
         if outcome is Outcome.OPTED_OUT:
             fx.opted_out.append((workspace.workspace_id, contact.phone_number))
@@ -541,10 +609,10 @@ class Dispatcher:
             await self._dnc.add(workspace_id, number, "opted_out")
         events = fx.events + [m for m in terminal if not isinstance(m, ContactSkipped)]
         if events:
-            await self._sink.publish_many(events)
+            await self._sink.publish_many(events, carriers=fx.carriers)
         dispatch_events = fx.dispatch_events + [m for m in terminal if isinstance(m, ContactSkipped)]
         if dispatch_events:
-            await self._sink.publish_many(dispatch_events, topic=Topic.DISPATCH_EVENTS)
+            await self._sink.publish_many(dispatch_events, topic=Topic.DISPATCH_EVENTS, carriers=fx.carriers)
         if fx.ended_leases:
             await self._store.delete_leases(fx.ended_leases)
             workspace.wake.set()
@@ -799,6 +867,7 @@ class Dispatcher:
                         detail="listed at dial time",
                         variables=contact.variables,
                     ),
+                    trace=contact.trace,
                 )
                 continue
             dial.append((contact, batch))
@@ -817,6 +886,7 @@ class Dispatcher:
                 )
             )
         requests: list[Message] = []
+        carriers: dict[UUID, dict[str, str]] = {}
         if leases:
             # Lease before attempt: a crash between them leaves a lease (which expires), never a lost contact.
             new_leases = await self._store.insert_leases([lease.to_document() for lease in leases])
@@ -839,7 +909,18 @@ class Dispatcher:
                 # New, or dialed before a crash and still open: (re)publish; the dialer's claim dedupes.
                 workspace.leases[lease.attempt_id] = lease
                 batch = workspace.batches[lease.contact.batch_id]
-                requests.append(self._request(workspace, batch, lease))
+                request = self._request(workspace, batch, lease)
+                requests.append(request)
+                if lease.contact.trace:
+                    # The contact waited outside any span (minutes, or a day): the dial continues the trace
+                    # it was queued in, one short span per call request.
+                    with _continued(
+                        "dispatcher dispatch attempt",
+                        lease.contact.trace,
+                        batch_id=batch.batch_id,
+                        attempt_id=lease.attempt_id,
+                    ):
+                        carriers[request.event_id] = inject_headers()
                 if not batch.started:
                     batch.started = True
                     batch.dirty = True
@@ -856,7 +937,7 @@ class Dispatcher:
                 await self._store.delete_leases(stale)
         if requests:
             workspace.rate.record(t, len(requests))
-            await self._sink.publish_many(requests)
+            await self._sink.publish_many(requests, carriers=carriers)
             CALL_REQUESTS.labels(workspace.workspace_id).inc(len(requests))
             DISPATCH_DELAY.observe(max(0.0, self._clock.now().timestamp() - t))
         await self._commit(workspace, fx)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
+from uuid import UUID
 
 from dispatcher.domain.batch import QueuedContact
 from shared.events import Message
@@ -56,7 +57,16 @@ class DispatchStore(Protocol):
 
 
 class EventSink(Protocol):
-    async def publish_many(self, messages: Iterable[Message], *, topic: Topic | None = None) -> int: ...
+    async def publish_many(
+        self,
+        messages: Iterable[Message],
+        *,
+        topic: Topic | None = None,
+        carriers: Mapping[UUID, Mapping[str, str]] | None = None,
+    ) -> int:
+        """Publish and await acknowledgements; `carriers` gives messages of another trace their W3C
+        context by event id (the others carry the current one)."""
+        ...
 
 
 class PlanLimits(Protocol):

@@ -31,6 +31,8 @@ class Record:
 
     message: AnyMessage
     position: Position
+    trace: str = ""
+    """The W3C `traceparent` the message arrived with ("" without one)."""
 
 
 @dataclass(frozen=True, slots=True)

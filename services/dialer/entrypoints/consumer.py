@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from dialer.entrypoints.offsets import OffsetTracker
 from dialer.handlers import Dialer
 from shared.events import CallRequested, decode
+from shared.telemetry import KafkaHeaders
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ class CallRequestConsumer:
         if not records:
             return
         requests: list[CallRequested] = []
+        headers: list[KafkaHeaders] = []
         positions: list[tuple[TopicPartition, int]] = []
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
@@ -138,26 +140,32 @@ class CallRequestConsumer:
                 self.tracker.finished(tp, record.offset)
                 continue
             requests.append(message)
+            headers.append(record.headers)
             positions.append((tp, record.offset))
         if requests:
-            task = asyncio.create_task(self._claim(requests, positions))
+            task = asyncio.create_task(self._claim(requests, headers, positions))
             self._claiming.add(task)
             task.add_done_callback(self._claiming.discard)
 
     async def _claim(
-        self, requests: list[CallRequested], positions: list[tuple[TopicPartition, int]]
+        self,
+        requests: list[CallRequested],
+        headers: list[KafkaHeaders],
+        positions: list[tuple[TopicPartition, int]],
     ) -> None:
-        handled = await self._handle(requests)
+        handled = await self._handle(requests, headers)
         if handled is None:  # stopping while the store is down: left uncommitted for the next owner
             return
         for (tp, offset), awaitable in zip(positions, handled, strict=True):
             self._watch(tp, offset, awaitable)
 
-    async def _handle(self, requests: list[CallRequested]) -> list[Awaitable[None]] | None:
+    async def _handle(
+        self, requests: list[CallRequested], headers: list[KafkaHeaders]
+    ) -> list[Awaitable[None]] | None:
         # Nothing was dialed when a claim fails; the same requests are retried until the store answers.
         while self._taking:
             try:
-                return await self._dialer.handle(requests)
+                return await self._dialer.handle(requests, headers)
             except Exception:
                 log.exception("claiming call requests failed; retrying")
                 await asyncio.sleep(RETRY_SECONDS)

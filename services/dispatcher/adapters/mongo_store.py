@@ -32,7 +32,7 @@ _DUPLICATE_KEY = 11000
 
 
 def entry_doc(c: QueuedContact) -> Doc:
-    return {
+    doc: Doc = {
         "c": c.contact_id,
         "r": c.row_number,
         "p": c.phone_number,
@@ -41,6 +41,9 @@ def entry_doc(c: QueuedContact) -> Doc:
         "n": c.attempt_number,
         "h": list(c.previous),
     }
+    if c.trace:
+        doc["t"] = c.trace  # optional: entries written without it (or untraced) have no `t`
+    return doc
 
 
 def entry_of(batch_id: str, d: Doc) -> QueuedContact:
@@ -53,6 +56,7 @@ def entry_of(batch_id: str, d: Doc) -> QueuedContact:
         lane=d.get("l", ""),
         attempt_number=int(d.get("n", 1)),
         previous=tuple(d.get("h") or ()),
+        trace=d.get("t") or "",
     )
 
 

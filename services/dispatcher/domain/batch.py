@@ -41,6 +41,9 @@ class QueuedContact:
     attempt_number: int = 1
     previous: tuple[str, ...] = ()
     """Outcomes of the earlier attempts, oldest first."""
+    trace: str = ""
+    """The W3C `traceparent` of the work that queued this attempt (its upload, or the end of the attempt
+    before), so the call request dialed later continues that trace; empty when there was none."""
 
 
 @dataclass

@@ -41,7 +41,7 @@ class Lease:
 
     def to_document(self) -> dict[str, Any]:
         c = self.contact
-        return {
+        doc: dict[str, Any] = {
             "_id": self.attempt_id,
             "workspace_id": self.workspace_id,
             "partition": self.partition,
@@ -56,6 +56,9 @@ class Lease:
             "requested_at": self.requested_at,
             "expires_at": self.expires_at,
         }
+        if c.trace:
+            doc["traceparent"] = c.trace
+        return doc
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> Lease:
@@ -72,6 +75,7 @@ class Lease:
                 lane=doc.get("lane", ""),
                 attempt_number=int(doc["attempt_number"]),
                 previous=tuple(doc.get("previous") or ()),
+                trace=doc.get("traceparent") or "",
             ),
             requested_at=doc["requested_at"],
             expires_at=doc["expires_at"],

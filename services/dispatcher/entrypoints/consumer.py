@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 from dispatcher.handlers import Dispatcher
 from dispatcher.metrics import OWNED_PARTITIONS
 from shared.events import ContactSkipped, Message, decode
+from shared.telemetry import traceparent_of
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +93,17 @@ class DispatcherConsumer:
                 continue
             async with self._applying:
                 items: list[tuple[int, Message]] = []
+                traces: dict[UUID, str] = {}
+                texts: dict[bytes, str] = {}  # an upload's contacts share one traceparent string
                 for tp, records in polled.items():
                     for record in records:
                         message = self._decode(record.value)
                         if message is not None:
                             items.append((tp.partition, message))
-                await self._dispatcher.apply(items)
+                            trace = traceparent_of(record.headers, texts)
+                            if trace:
+                                traces[message.event_id] = trace
+                await self._dispatcher.apply(items, traces)
                 try:
                     await self._consumer.commit(
                         {tp: records[-1].offset + 1 for tp, records in polled.items() if records}

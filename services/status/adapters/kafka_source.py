@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from shared.events import decode
 from shared.settings import InfraSettings
+from shared.telemetry import traceparent_of
 from shared.topics import Topic
 from status.ports import Position, Record
 
@@ -93,6 +94,7 @@ class KafkaEventSource:
         """The next chunk (possibly empty), across partitions, each partition in order."""
         batches = await self._consumer.getmany(timeout_ms=self._wait_ms, max_records=self._max_records)
         records: list[Record] = []
+        texts: dict[bytes, str] = {}
         for tp, messages in batches.items():
             topic = self._names.get(tp.topic)
             name = topic.value if topic else tp.topic
@@ -105,7 +107,13 @@ class KafkaEventSource:
                         "undecodable message skipped", extra={"topic": tp.topic, "offset": message.offset}
                     )
                     continue
-                records.append(Record(decoded, Position(f"{name}:{tp.partition}", message.offset)))
+                records.append(
+                    Record(
+                        decoded,
+                        Position(f"{name}:{tp.partition}", message.offset),
+                        traceparent_of(message.headers, texts),
+                    )
+                )
         return records
 
     async def ready(self) -> None:

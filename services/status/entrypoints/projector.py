@@ -1,12 +1,14 @@
-"""The projector as a running task: poll every topic, project, commit — with metrics."""
+"""The projector as a running task: poll every topic, project, commit — with metrics and trace spans."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from shared.telemetry import consumer_span
 from status.domain.clock import epoch_ms
 from status.handlers import ChunkSummary, Projector
 from status.ports import Record
@@ -22,6 +24,35 @@ LAG_SECONDS = Gauge(
 )
 WRITES = Counter("batchcalls_status_documents_written_total", "Documents written, by kind.", ["kind"])
 
+MAX_LINKS = 32
+"""Links per span to further events of the same trace in a chunk (the span counts them all)."""
+
+
+@contextmanager
+def chunk_spans(records: Sequence[Record]) -> Iterator[None]:
+    """One CONSUMER span per trace among the chunk's events, open while the chunk is projected: child of the
+    first event of that trace, linked to the next ones.
+
+    Not a span per event: a chunk holds up to 50,000 events, written together, and a span each would cost
+    more than projecting them. The events of one chunk belong to a few traces (an upload's contacts and
+    calls share the upload's trace), so this is a handful of spans per chunk, and each trace still shows
+    status projecting its events.
+    """
+    by_trace: dict[str, dict[str, None]] = {}
+    counts: dict[str, int] = {}
+    for record in records:
+        if record.trace:
+            trace_id = record.trace[3:35]  # version-traceid-parentid-flags
+            by_trace.setdefault(trace_id, {})[record.trace] = None
+            counts[trace_id] = counts.get(trace_id, 0) + 1
+    with ExitStack() as spans:
+        for trace_id, parents in by_trace.items():
+            first, *others = [{"traceparent": p} for p in parents]
+            spans.enter_context(
+                consumer_span("status project events", first, others[:MAX_LINKS], events=counts[trace_id])
+            )
+        yield
+
 
 class MeasuredProjector:
     """Wraps the projector's use case with Prometheus metrics."""
@@ -34,7 +65,8 @@ class MeasuredProjector:
 
     async def project(self, records: Sequence[Record]) -> ChunkSummary:
         started = time.perf_counter()
-        summary = await self._projector.project(records)
+        with chunk_spans(records):
+            summary = await self._projector.project(records)
         CHUNK_SECONDS.observe(time.perf_counter() - started)
         counts: dict[str, int] = {}
         newest = 0

@@ -12,11 +12,6 @@ from tests.integration.ops.conftest import SERVICES, DrivenBatch, OtlpCollector,
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open gap (issue 8): only ingest's spans join the upload trace; the dispatcher, dialer and status "
-    "consumers do not yet continue the context from Kafka headers with shared.telemetry.consumer_span",
-)
 async def test_spans_of_every_service_join_the_upload_trace(
     services: RunningServices, batch: DrivenBatch, collector: OtlpCollector
 ) -> None:

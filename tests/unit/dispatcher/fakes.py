@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 from dispatcher.domain.batch import QueuedContact
 from dispatcher.ports import Doc
@@ -114,10 +115,21 @@ class MemoryStore:
 class Sink:
     def __init__(self) -> None:
         self.messages: list[tuple[Message, Topic | None]] = []
+        self.carriers: dict[UUID, dict[str, str]] = {}
+        """The W3C context each message was published with, when it was not the current one."""
 
-    async def publish_many(self, messages: Iterable[Message], *, topic: Topic | None = None) -> int:
+    async def publish_many(
+        self,
+        messages: Iterable[Message],
+        *,
+        topic: Topic | None = None,
+        carriers: Mapping[UUID, Mapping[str, str]] | None = None,
+    ) -> int:
         items = list(messages)
         self.messages.extend((m, topic) for m in items)
+        for m in items:
+            if carriers and m.event_id in carriers:
+                self.carriers[m.event_id] = dict(carriers[m.event_id])
         return len(items)
 
     def of(self, kind: type[Message]) -> list[Message]:
