@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from shared.http import install_common_routes
-from shared.telemetry import consumer_span, inject_headers
+from shared.telemetry import consumer_span, inject_headers, traceparent_of
 
 pytestmark = pytest.mark.unit
 
@@ -112,3 +112,28 @@ def test_a_saved_carrier_resumes_the_trace_later(spans: InMemorySpanExporter) ->
     with consumer_span("dispatcher dispatch attempt", saved):
         request_headers = inject_headers()
     assert request_headers["traceparent"].split("-")[1] == CALLER_TRACE
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("other", b"x"), ("traceparent", TRACEPARENT.encode())],
+        [("TraceParent", TRACEPARENT.encode())],
+        {"traceparent": TRACEPARENT},
+    ],
+)
+def test_traceparent_of_reads_a_records_headers(headers) -> None:  # type: ignore[no-untyped-def]
+    decoded: dict[bytes, str] = {}
+    first = traceparent_of(headers, decoded)
+    assert first == TRACEPARENT
+    assert traceparent_of(headers, decoded) is first  # one string shared, not decoded again
+    assert traceparent_of(None) == traceparent_of([("other", b"x")]) == ""
+
+
+def test_consumer_span_links_further_messages_it_handles(spans: InMemorySpanExporter) -> None:
+    spans.clear()
+    other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    with consumer_span("status project events", {"traceparent": TRACEPARENT}, [{"traceparent": other}, None]):
+        pass
+    (finished,) = spans.get_finished_spans()
+    assert [format(link.context.span_id, "016x") for link in finished.links] == ["b7ad6b7169203331"]
