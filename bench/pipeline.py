@@ -216,9 +216,8 @@ class Sampler:
     async def lags(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             for group, monitor in self._monitors.items():
-                with contextlib.suppress(
-                    Exception
-                ):  # a probe during a rebalance may fail; the next one counts
+                # A probe during a rebalance may fail; the next one counts.
+                with contextlib.suppress(Exception):
                     lag = sum((await monitor.measure_once()).values())
                     self.max_lag[group] = max(self.max_lag[group], lag)
             with contextlib.suppress(asyncio.TimeoutError):
