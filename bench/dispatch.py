@@ -4,8 +4,8 @@
                                        [--rss-waiting 1000000] [--throughput-contacts 30000]
 
 The bench plays ingest itself: it publishes BatchAccepted / ContactAccepted / BatchIngested to the session's
-topics (an upload's response is sent once its events are acknowledged, so "upload response" below is that
-acknowledgement). Every session has its own topic prefix, consumer groups and databases, dropped at the end.
+topics, with a trace context in their headers as ingest's carry (an upload's response is sent once its events
+are acknowledged, so "upload response" below is that acknowledgement). Every session has its own topic prefix, consumer groups and databases, dropped at the end.
 
 - limits: cps 20, 50 concurrent, 5,000 contacts, simulated calls of about 0-2 s (time scale 0.015):
   `max_starts_in_any_second` (call requests, and the dialer's call.started, in any sliding 1 s window; <= 20),
@@ -37,7 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,8 @@ from uuid import uuid4
 import httpx
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from shared.events import (
     AgentSnapshot,
@@ -262,6 +264,13 @@ class Session:
         now = datetime.now(UTC)
         env = {"occurred_at": now, "workspace_id": ws, "correlation_id": batch}
         extra.setdefault("calling_window", ALWAYS)
+        with upload_trace():
+            return await self._publish_upload(env, batch, rows, paused=paused, **extra)
+
+    async def _publish_upload(
+        self, env: dict[str, Any], batch: str, rows: int, *, paused: bool, **extra: Any
+    ) -> tuple[str, float]:
+        now = env["occurred_at"]
         await self.publisher.publish(
             BatchAccepted(**env, batch_id=batch, total_rows=rows, agent=AGENT, created_at=now, **extra)
         )
@@ -293,6 +302,17 @@ class Session:
             kind(occurred_at=now, workspace_id=ws, correlation_id=batch, batch_id=batch, **extra)
         )
         return time.time()
+
+
+@contextlib.contextmanager
+def upload_trace() -> Iterator[None]:
+    """An upload's events carry a sampled trace context, as ingest's do (its request span), so the
+    dispatcher's work of keeping each contact's context and continuing it at dial time is measured."""
+    context = SpanContext(
+        trace_id=uuid4().int, span_id=uuid4().int >> 64, is_remote=False, trace_flags=TraceFlags(1)
+    )
+    with trace.use_span(NonRecordingSpan(context)):
+        yield
 
 
 async def wait_queued(dispatcher: Service, total: float, within: float) -> None:

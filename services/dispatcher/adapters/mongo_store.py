@@ -31,7 +31,7 @@ _OUTCOMES = "dispatch_o__"
 _DUPLICATE_KEY = 11000
 
 
-def entry_doc(c: QueuedContact) -> Doc:
+def entry_doc(c: QueuedContact, *, with_trace: bool = True) -> Doc:
     doc: Doc = {
         "c": c.contact_id,
         "r": c.row_number,
@@ -41,12 +41,37 @@ def entry_doc(c: QueuedContact) -> Doc:
         "n": c.attempt_number,
         "h": list(c.previous),
     }
-    if c.trace:
-        doc["t"] = c.trace  # optional: entries written without it (or untraced) have no `t`
+    if with_trace and c.trace:
+        doc["t"] = c.trace  # optional: untraced entries, and those written before, have no `t`
     return doc
 
 
-def entry_of(batch_id: str, d: Doc) -> QueuedContact:
+def segment_docs(entries: Sequence[QueuedContact]) -> list[Doc]:
+    """A lane segment's entries, its trace context stored only where it changes: an upload's contacts share
+    one `traceparent`, so a segment holds it about once, not 512 times. The first entry of every append
+    holds `t` (also "" for untraced work), so an append never inherits the trace of the one before."""
+    docs: list[Doc] = []
+    previous: str | None = None
+    for c in entries:
+        doc = entry_doc(c, with_trace=False)
+        if c.trace != previous:
+            doc["t"] = previous = c.trace
+        docs.append(doc)
+    return docs
+
+
+def segment_entries(batch_id: str, docs: Sequence[Doc]) -> list[QueuedContact]:
+    """Reads what `segment_docs` wrote (and segments written before traces were kept: no `t` at all)."""
+    entries: list[QueuedContact] = []
+    trace = ""
+    for d in docs:
+        trace = d.get("t", trace)
+        entries.append(entry_of(batch_id, d, trace))
+    return entries
+
+
+def entry_of(batch_id: str, d: Doc, trace: str | None = None) -> QueuedContact:
+    """An entry; `trace` is the context inherited from the segment (a retry bucket's entry has its own)."""
     return QueuedContact(
         contact_id=d["c"],
         batch_id=batch_id,
@@ -56,7 +81,7 @@ def entry_of(batch_id: str, d: Doc) -> QueuedContact:
         lane=d.get("l", ""),
         attempt_number=int(d.get("n", 1)),
         previous=tuple(d.get("h") or ()),
-        trace=d.get("t") or "",
+        trace=(d.get("t") or "") if trace is None else trace,
     )
 
 
@@ -96,12 +121,12 @@ class MongoDispatchStore:
         self, batch_id: str, lane: int, segment: int, entries: Sequence[QueuedContact]
     ) -> None:
         await self._db[self._segment(batch_id, lane, segment)].update_one(
-            {"_id": "s"}, {"$push": {"e": {"$each": [entry_doc(e) for e in entries]}}}, upsert=True
+            {"_id": "s"}, {"$push": {"e": {"$each": segment_docs(entries)}}}, upsert=True
         )
 
     async def read_segment(self, batch_id: str, lane: int, segment: int) -> list[QueuedContact]:
         doc = await self._db[self._segment(batch_id, lane, segment)].find_one({"_id": "s"})
-        return [entry_of(batch_id, d) for d in doc["e"]] if doc else []
+        return segment_entries(batch_id, doc["e"]) if doc else []
 
     async def drop_segment(self, batch_id: str, lane: int, segment: int) -> None:
         await self._db[self._segment(batch_id, lane, segment)].drop()

@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from dispatcher.adapters.mongo_store import entry_doc, entry_of
+from dispatcher.adapters.mongo_store import entry_doc, entry_of, segment_docs, segment_entries
 from dispatcher.domain.batch import QueuedContact
 from dispatcher.domain.lease import Lease
 from shared.events import CallEnded, CallRequested, ContactFinished, Message, RetryPolicySpec, RetryScheduled
@@ -156,3 +156,16 @@ def test_stored_entries_and_leases_keep_the_traceparent_and_read_old_documents()
     old = lease.to_document()
     del old["traceparent"]  # written before traces were kept
     assert Lease.from_document(old).contact.trace == ""
+
+
+def test_a_segment_stores_the_traceparent_where_it_changes() -> None:
+    def contact(n: int, trace: str) -> QueuedContact:
+        return QueuedContact(f"c{n}", "batch_a", n, f"+1212555{n:04d}", {}, "US", trace=trace)
+
+    first = [contact(1, UPLOAD), contact(2, UPLOAD), contact(3, UPLOAD)]
+    second = [contact(4, ""), contact(5, CALL), contact(6, CALL)]  # a later append to the same segment
+    stored = segment_docs(first) + segment_docs(second)
+    assert [d.get("t") for d in stored] == [UPLOAD, None, None, "", CALL, None]
+    assert segment_entries("batch_a", stored) == first + second
+    old = [entry_doc(c, with_trace=False) for c in first]  # a segment written before traces were kept
+    assert [c.trace for c in segment_entries("batch_a", old)] == ["", "", ""]
