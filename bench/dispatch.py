@@ -5,7 +5,8 @@
 
 The bench plays ingest itself: it publishes BatchAccepted / ContactAccepted / BatchIngested to the session's
 topics, with a trace context in their headers as ingest's carry (an upload's response is sent once its events
-are acknowledged, so "upload response" below is that acknowledgement). Every session has its own topic prefix, consumer groups and databases, dropped at the end.
+are acknowledged, so "upload response" below is that acknowledgement). Every session has its own topic
+prefix, consumer groups and databases, dropped at the end.
 
 - limits: cps 20, 50 concurrent, 5,000 contacts, simulated calls of about 0-2 s (time scale 0.015):
   `max_starts_in_any_second` (call requests, and the dialer's call.started, in any sliding 1 s window; <= 20),

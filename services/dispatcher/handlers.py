@@ -93,8 +93,7 @@ def _continued(name: str, traceparent: str, **attributes: str | int) -> Abstract
 
 
 def _current_traceparent() -> str:
-    # Only `traceparent` is kept with a waiting contact (one short string per entry); vendors' `tracestate`
-    # is dropped there.
+    # Only `traceparent` is kept with a waiting contact (one short string); a vendor's `tracestate` is not.
     return inject_headers().get("traceparent", "")
 
 

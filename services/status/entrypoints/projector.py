@@ -55,7 +55,7 @@ def chunk_spans(records: Sequence[Record]) -> Iterator[None]:
 
 
 class MeasuredProjector:
-    """Wraps the projector's use case with Prometheus metrics."""
+    """Wraps the projector's use case with Prometheus metrics and a span per trace in each chunk."""
 
     def __init__(self, projector: Projector) -> None:
         self._projector = projector
