@@ -22,6 +22,7 @@ from ingest.ports import (
     CursorStore,
     DoNotCallNumbers,
     EventSink,
+    JudgedRow,
     PreparedRows,
     RecordBlock,
     RecordReader,
@@ -110,18 +111,20 @@ async def publish_batch(
         deps, deps.reader.blocks(chunks, deps.rows_per_block), context
     ):
         header = block.header
-        fresh: list[ContactRow] = []
+        fresh: list[JudgedRow] = []
+        append = fresh.append
         done = cursor.rows_done
+        skip_of = judge.skip_of
         for record, result, body in zip(
             block.records, prepared.normalised, prepared.accepted_bodies, strict=True
         ):
-            verdict = judge.judge(record.row_number, result)
+            skipped = skip_of(record.row_number, result)
             if record.row_number <= done:
                 continue
-            if verdict.skip is None:
-                fresh.append(ContactRow(verdict, accepted_body=body))
+            if skipped is None:
+                append(body)
             else:
-                fresh.append(ContactRow(verdict, variables=header.variables_of(record.cells)))
+                append(ContactRow(skipped, header.variables_of(record.cells)))
         rows_seen = block.records[-1].row_number
         if fresh:
             await deps.events.publish_contacts(batch, fresh, deps.clock())

@@ -22,12 +22,16 @@ class StoredAgent:
 
 @dataclass(frozen=True)
 class ContactRow:
-    """A judged row, ready to publish. An accepted row carries the `ContactAccepted` body the workers
-    prepared (`PreparedRows`); a skipped row carries its variables and is encoded when published."""
+    """A skipped row, ready to publish: its verdict and variables (encoded as `ContactSkipped` when
+    published)."""
 
     verdict: Verdict
-    accepted_body: bytes = b""
-    variables: dict[str, str] | None = None
+    variables: dict[str, str]
+
+
+JudgedRow = bytes | ContactRow
+"""A row ready to publish: an accepted row is the `ContactAccepted` body the workers prepared
+(`PreparedRows`), so nothing is built for it on the event loop; a skipped row is a `ContactRow`."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ class EventSink(Protocol):
     async def publish(self, messages: Sequence[Message]) -> None: ...
 
     async def publish_contacts(
-        self, batch: BatchRecord, rows: Sequence[ContactRow], now: datetime
+        self, batch: BatchRecord, rows: Sequence[JudgedRow], now: datetime
     ) -> None: ...
 
 

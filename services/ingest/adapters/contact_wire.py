@@ -15,7 +15,7 @@ from datetime import datetime
 from pydantic import AwareDatetime, TypeAdapter
 
 from ingest.adapters.row_worker import ContactEncoder, random_uuid4s
-from ingest.ports import ContactRow
+from ingest.ports import JudgedRow
 from shared.events import SCHEMA_VERSION
 
 __all__ = ["ContactEncoder", "encode_contacts", "random_uuid4s", "wire_timestamp"]
@@ -29,18 +29,19 @@ def wire_timestamp(moment: datetime) -> bytes:
 
 
 def encode_contacts(
-    workspace_id: str, batch_id: str, rows: Sequence[ContactRow], now: datetime
+    workspace_id: str, batch_id: str, rows: Sequence[JudgedRow], now: datetime
 ) -> list[bytes]:
-    """Wire bodies for judged rows, in order: accepted rows keep their prepared body, skipped rows are
-    encoded here as `ContactSkipped`."""
+    """Wire bodies for judged rows, in order: accepted rows are their prepared body already, skipped
+    rows are encoded here as `ContactSkipped`."""
     encoder: ContactEncoder | None = None
     out: list[bytes] = []
-    ids = random_uuid4s(sum(1 for r in rows if r.verdict.skip is not None))
+    ids = random_uuid4s(sum(1 for r in rows if not isinstance(r, bytes)))
     for row in rows:
-        verdict = row.verdict
-        if verdict.skip is None:
-            out.append(row.accepted_body)
+        if isinstance(row, bytes):
+            out.append(row)
             continue
+        verdict = row.verdict
+        assert verdict.skip is not None
         encoder = encoder or ContactEncoder(workspace_id, batch_id, wire_timestamp(now), SCHEMA_VERSION)
         out.append(
             encoder.skipped(
@@ -49,7 +50,7 @@ def encode_contacts(
                 verdict.phone_number,
                 verdict.skip.value,
                 verdict.detail,
-                row.variables or {},
+                row.variables,
             )
         )
     return out

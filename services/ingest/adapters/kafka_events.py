@@ -18,7 +18,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from ingest.adapters.contact_wire import encode_contacts
 from ingest.domain.batch import BatchRecord
-from ingest.ports import ContactRow
+from ingest.ports import JudgedRow
 from shared.events import Message, encode
 from shared.settings import InfraSettings
 from shared.telemetry import inject_headers
@@ -87,7 +87,7 @@ class KafkaEventSink:
         if pending:
             await asyncio.gather(*pending)
 
-    async def publish_contacts(self, batch: BatchRecord, rows: Sequence[ContactRow], now: datetime) -> None:
+    async def publish_contacts(self, batch: BatchRecord, rows: Sequence[JudgedRow], now: datetime) -> None:
         bodies = encode_contacts(batch.workspace_id, batch.batch_id, rows, now)
         await self.publish_encoded(Topic.CONTACTS, batch.workspace_id.encode(), bodies)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ingest.adapters.contact_wire import encode_contacts
 from ingest.domain.batch import BatchRecord, Lifecycle, PublishCursor
-from ingest.ports import ContactRow
+from ingest.ports import JudgedRow
 from shared.events import AnyMessage, Message, decode
 
 
@@ -23,7 +23,7 @@ class FakeSink:
     async def publish(self, messages: Sequence[Message]) -> None:
         self.messages.extend(decode(m.model_dump_json()) for m in messages)
 
-    async def publish_contacts(self, batch: BatchRecord, rows: Sequence[ContactRow], now: datetime) -> None:
+    async def publish_contacts(self, batch: BatchRecord, rows: Sequence[JudgedRow], now: datetime) -> None:
         if self._fail_after is not None and self._contact_calls >= self._fail_after:
             raise ConnectionError("broker went away")
         self._contact_calls += 1
