@@ -25,7 +25,7 @@ class Settings(ServiceSettings):
         description="Processes that validate numbers; 0 validates in a thread of this process.",
     )
     rows_per_block: int = Field(default=2_000, ge=1)
-    blocks_ahead: int = Field(default=2, ge=1, description="Blocks in the validation workers at once.")
+    blocks_ahead: int = Field(default=3, ge=1, description="Blocks in the validation workers at once.")
     concurrent_ingestions: int = Field(default=2, ge=1)
     resume_stale_seconds: float = Field(
         default=30.0, ge=0, description="An unfinished batch whose cursor has not moved this long is resumed."

@@ -49,7 +49,7 @@ class IngestDeps:
     progress: BatchProgress
     clock: Callable[[], datetime]
     rows_per_block: int = 2_000
-    blocks_ahead: int = 2
+    blocks_ahead: int = 3
 
 
 class CommandRefused(Exception):
@@ -82,6 +82,32 @@ async def _prepared_blocks(
             future.cancel()
 
 
+class _CursorWrites:
+    """Cursor writes beside the publishing: each block's write runs while the next block is published,
+    one at a time and in order (the cursor has a single writer), so a slow database write does not stall
+    the pipeline. A write only ever records rows Kafka has acknowledged."""
+
+    def __init__(self, store: CursorStore) -> None:
+        self._store = store
+        self._last: asyncio.Future[None] | None = None
+
+    async def save(self, cursor: PublishCursor) -> None:
+        """Waits for the previous write (raising its error), then starts this one."""
+        await self.flush()
+        self._last = asyncio.ensure_future(self._store.save(cursor))
+
+    async def flush(self) -> None:
+        last, self._last = self._last, None
+        if last is not None:
+            await last
+
+    async def settle(self) -> None:
+        """After a failure: let the write in flight finish (its rows were acknowledged)."""
+        last, self._last = self._last, None
+        if last is not None:
+            await asyncio.gather(last, return_exceptions=True)
+
+
 async def publish_batch(
     deps: IngestDeps, batch: BatchRecord, upload: AsyncIterator[bytes] | None = None
 ) -> PublishCursor:
@@ -104,9 +130,45 @@ async def publish_batch(
         cursor = cursor.model_copy(update={"accepted_published": True, "updated_at": deps.clock()})
         await deps.cursors.save(cursor)
     judge = RowJudge(await deps.do_not_call.numbers(batch.workspace_id))
-    rows_seen = 0
     chunks = upload if upload is not None else deps.uploads.chunks(batch.batch_id, batch.upload_chunks)
     context = ContactContext(batch.workspace_id, batch.batch_id, batch.default_region, deps.clock())
+    writes = _CursorWrites(deps.cursors)
+    try:
+        cursor, rows_seen = await _publish_rows(deps, batch, cursor, judge, chunks, context, writes)
+        await writes.flush()
+    except BaseException:
+        await writes.settle()
+        raise
+    if rows_seen != batch.total_rows:
+        log.error(
+            "row count changed between upload and publishing",
+            extra={"batch_id": batch.batch_id, "counted": batch.total_rows, "published": rows_seen},
+        )
+    cursor = cursor.model_copy(
+        update={
+            "rows_done": rows_seen,
+            "accepted": judge.accepted,
+            "skipped": judge.skipped_total,
+            "updated_at": deps.clock(),
+        }
+    )
+    await deps.events.publish([cursor.ingested_event(deps.clock(), rows_seen)])
+    cursor = cursor.model_copy(update={"state": "ingested", "updated_at": deps.clock()})
+    await deps.cursors.save(cursor)
+    return cursor
+
+
+async def _publish_rows(
+    deps: IngestDeps,
+    batch: BatchRecord,
+    cursor: PublishCursor,
+    judge: RowJudge,
+    chunks: AsyncIterator[bytes],
+    context: ContactContext,
+    writes: _CursorWrites,
+) -> tuple[PublishCursor, int]:
+    """Every row in file order, block by block; returns the cursor and the last row number seen."""
+    rows_seen = 0
     async for block, prepared in _prepared_blocks(
         deps, deps.reader.blocks(chunks, deps.rows_per_block), context
     ):
@@ -136,24 +198,8 @@ async def publish_batch(
                     "updated_at": deps.clock(),
                 }
             )
-            await deps.cursors.save(cursor)
-    if rows_seen != batch.total_rows:
-        log.error(
-            "row count changed between upload and publishing",
-            extra={"batch_id": batch.batch_id, "counted": batch.total_rows, "published": rows_seen},
-        )
-    cursor = cursor.model_copy(
-        update={
-            "rows_done": rows_seen,
-            "accepted": judge.accepted,
-            "skipped": judge.skipped_total,
-            "updated_at": deps.clock(),
-        }
-    )
-    await deps.events.publish([cursor.ingested_event(deps.clock(), rows_seen)])
-    cursor = cursor.model_copy(update={"state": "ingested", "updated_at": deps.clock()})
-    await deps.cursors.save(cursor)
-    return cursor
+            await writes.save(cursor)
+    return cursor, rows_seen
 
 
 async def stale_batches(deps: IngestDeps, stale_after_seconds: float) -> list[BatchRecord]:
