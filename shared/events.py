@@ -19,6 +19,14 @@ from shared.outcomes import Outcome, SkipReason
 
 SCHEMA_VERSION: Literal[1] = 1
 
+START_TOLERANCE_SECONDS = 0.02
+"""How late after its `CallRequested.not_before` a dialer may still start a call (docs/adr/0024). The
+dispatcher spaces start slots with at least this margin, so starts within it keep the plan's rate."""
+
+SLOT_MISSED = "slot_missed"
+"""`CallEnded.provider_code` of a request the dialer did not dial because it came too late for its slot
+(a system error: not billed, no attempt of the contact's budget; the dispatcher plans it again at once)."""
+
 
 class Message(BaseModel):
     """The envelope every event and command shares."""
@@ -163,6 +171,12 @@ class CallRequested(Message):
     agent: AgentSnapshot
     lease_expires_at: AwareDatetime = Field(
         description="When the dispatcher frees the slot if no end event came."
+    )
+    not_before: AwareDatetime | None = Field(
+        default=None,
+        description="The planned start: the dialer starts the call at this time, or up to "
+        "START_TOLERANCE_SECONDS later, or not at all (it then ends the attempt as a system error, "
+        "provider code `slot_missed`). Absent: start at once (requests from before start slots).",
     )
 
 

@@ -5,6 +5,10 @@ is dialed, so a redelivered, duplicated or raced request is never dialed twice (
 A claim whose outcome is known re-emits the stored end event (same event id); a claim without one is left
 alone (its dialer is still on the call, or died: the dispatcher's lease expiry retries it as a new attempt).
 The outcome is stored on the claim before the end event is published.
+
+Start slots (docs/adr/0024): a request with `not_before` waits in its own call task until then, and is
+dialed only if it is still within `START_TOLERANCE_SECONDS` of it; a request that comes too late is ended
+as a system error (`slot_missed`, not billed) without dialing, and the dispatcher plans it again.
 """
 
 from __future__ import annotations
@@ -15,16 +19,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from dialer.domain.call import AnsweredBy, CallResult, OutboundCall, aborted
+from dialer.domain.call import AnsweredBy, CallResult, OutboundCall, aborted, slot_missed
 from dialer.domain.call_events import call_answered, call_ended, call_ringing, call_started
 from dialer.domain.prompt import render_prompt
 from dialer.ports import AttemptStore, CallEventSink, CallMetrics, ClaimStatus, TelephonyProvider
-from shared.events import CallEnded, CallRequested
+from shared.events import START_TOLERANCE_SECONDS, CallEnded, CallRequested
 from shared.telemetry import KafkaHeaders, consumer_span
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
 TokenFactory = Callable[[], str]
 
 GUARD_SECONDS = 30.0
@@ -36,6 +41,8 @@ class DialPolicy:
     ring_timeout_seconds: float = 30.0
     outcome_write_attempts: int = 5
     """Tries to store an outcome before giving up (the lease expiry then retries the contact)."""
+    start_tolerance_seconds: float = START_TOLERANCE_SECONDS
+    """How late after its slot a call may still start; the dispatcher's slot spacing depends on it."""
 
 
 async def _done() -> None:
@@ -79,6 +86,7 @@ class Dialer:
         clock: Clock,
         new_token: TokenFactory,
         policy: DialPolicy = DialPolicy(),
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._store = store
         self._events = events
@@ -87,6 +95,7 @@ class Dialer:
         self._clock = clock
         self._new_token = new_token
         self._policy = policy
+        self._sleep = sleep
         self._calls: dict[str, asyncio.Task[None]] = {}
         self._aborting: set[str] = set()
 
@@ -160,7 +169,14 @@ class Dialer:
             await self._call(request, token)
 
     async def _call(self, request: CallRequested, token: str) -> None:
+        if request.not_before is not None:
+            await self._until(request.not_before)
         started_at = self._clock()
+        if request.not_before is not None:
+            late = (started_at - request.not_before).total_seconds()
+            if late > self._policy.start_tolerance_seconds:
+                await self._missed(request, token, started_at, late)
+                return
         progress = _Progress(request, self._events, self._clock)
         self._events.emit(call_started(request, self._provider.name, started_at))
         self._metrics.call_started(request.workspace_id)
@@ -187,6 +203,28 @@ class Dialer:
         await self._record(ended, token)
         self._metrics.call_ended(ended.outcome, ended.duration_seconds)
         # All of a call's events share its workspace key, so this acknowledgement covers the earlier ones.
+        await self._events.emit_confirmed(ended)
+
+    async def _until(self, at: datetime) -> None:
+        # A timer may fire a little early (clock resolution) or the wall clock may step: wait again.
+        while (left := (at - self._clock()).total_seconds()) > 0:
+            await self._sleep(left)
+
+    async def _missed(self, request: CallRequested, token: str, now: datetime, late: float) -> None:
+        """Not dialed: a start this late could put more starts in one second than the plan allows."""
+        log.warning(
+            "call request came too late for its start slot: not dialed",
+            extra={"attempt": request.attempt_id, "late_seconds": round(late, 3)},
+        )
+        ended = call_ended(
+            request,
+            slot_missed(f"{late:.3f} s after its start slot", ended_at=now),
+            provider=self._provider.name,
+            started_at=now,
+            now=now,
+        )
+        await self._record(ended, token)
+        self._metrics.call_ended(ended.outcome, ended.duration_seconds)
         await self._events.emit_confirmed(ended)
 
     async def _place(self, call: OutboundCall, progress: _Progress) -> CallResult:

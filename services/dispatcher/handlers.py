@@ -25,7 +25,7 @@ from dispatcher.domain.ids import attempt_id, event_id
 from dispatcher.domain.lease import LEASE_GRACE, Lease
 from dispatcher.domain.recipient_zone import lane_key
 from dispatcher.domain.retry_policy import Finish, Retry
-from dispatcher.domain.start_rate import SAFETY_MARGIN_SECONDS, StartRate, window_of
+from dispatcher.domain.start_rate import SAFETY_MARGIN_SECONDS, StartSlots, window_of
 from dispatcher.metrics import (
     ACTIVE_CALLS,
     CALL_REQUESTS,
@@ -41,6 +41,7 @@ from dispatcher.metrics import (
 )
 from dispatcher.ports import Clock, DispatchStore, Doc, DoNotCall, EventSink, PlanLimits
 from shared.events import (
+    SLOT_MISSED,
     BatchAccepted,
     BatchCancelled,
     BatchCompleted,
@@ -108,9 +109,10 @@ class Workspace:
     batches: dict[str, Batch] = field(default_factory=dict)
     retired: dict[str, BatchState] = field(default_factory=dict)
     leases: dict[str, Lease] = field(default_factory=dict)
-    rate: StartRate = field(default_factory=StartRate)
+    slots: StartSlots = field(default_factory=StartSlots)
     quiet_until: float = 0.0
-    """A new owner does not know its predecessor's last starts: it starts nothing for one window span."""
+    """A new owner does not know its predecessor's last slots: it plans nothing for one window span past
+    the furthest slot the predecessor may have planned (its lead)."""
     needs_quiet: bool = True
     owned_since: float = 0.0
     gauges_at: float = 0.0
@@ -500,7 +502,15 @@ class Dispatcher:
                 batch_id=message.batch_id,
                 attempt_id=message.attempt_id,
             ):
-                self._ended(workspace, lease, message.outcome, now, effects, _current_traceparent())
+                self._ended(
+                    workspace,
+                    lease,
+                    message.outcome,
+                    now,
+                    effects,
+                    _current_traceparent(),
+                    missed_slot=message.provider_code == SLOT_MISSED,
+                )
         await self._commit(workspace, effects)
 
     def _ended(
@@ -511,9 +521,12 @@ class Dispatcher:
         now: datetime,
         fx: Effects,
         trace: str = "",
+        *,
+        missed_slot: bool = False,
     ) -> None:
         """Decide a retry or the terminal state after an attempt; `trace` is the context its events and a
-        retry's dial continue (the attempt's own trace when empty)."""
+        retry's dial continue (the attempt's own trace when empty). An attempt the dialer got too late for
+        its slot (`missed_slot`) is retried at once, as the next attempt: it was never dialed."""
         contact = lease.contact
         trace = trace or contact.trace
         fx.ended_leases.append(lease.attempt_id)
@@ -529,7 +542,7 @@ class Dispatcher:
             fx.terminal(contact, "cancelled", outcome.value, contact.attempt_number, cancelled, trace=trace)
             return
         if isinstance(decision, Retry):
-            due = now + timedelta(seconds=decision.wait_seconds)
+            due = now + timedelta(seconds=0 if missed_slot else decision.wait_seconds)
             retry = QueuedContact(
                 contact_id=contact.contact_id,
                 batch_id=contact.batch_id,
@@ -682,21 +695,26 @@ class Dispatcher:
             self._export_gauges(workspace, now, max_concurrent)
         if workspace.needs_quiet:
             span, _ = window_of(cps)
-            workspace.quiet_until = workspace.owned_since + span + SAFETY_MARGIN_SECONDS
+            workspace.quiet_until = (
+                workspace.owned_since + workspace.slots.lead + span + SAFETY_MARGIN_SECONDS
+            )
             workspace.needs_quiet = False
         if t < workspace.quiet_until:
             return workspace.quiet_until - t
         free = max_concurrent - len(workspace.leases)
         if free <= 0:
             return IDLE_SECONDS  # a CallEnded or an expiry wakes us
-        allowance = min(workspace.rate.allowance(t, cps), free, self._max_round)
-        if allowance <= 0:
-            return max(0.001, workspace.rate.next_start_at(t, cps) - t)
-        picked = await self._pick(workspace, allowance, now)
+        # Slots are planned up to the lead ahead, so the time a round takes does not cost starts; a
+        # slot's call request holds its lease while it waits in the dialer.
+        slots = workspace.slots.take(t, cps, min(free, self._max_round))
+        if not slots:
+            return max(0.001, workspace.slots.wait(t, cps))
+        picked = await self._pick(workspace, len(slots), now)
         if not picked:
+            workspace.slots.give_back(len(slots))
             return IDLE_SECONDS
-        await self._dispatch(workspace, picked, now, t)
-        return 0.0 if len(picked) == allowance else IDLE_SECONDS
+        await self._dispatch(workspace, picked, now, t, slots)
+        return 0.0 if len(picked) == len(slots) else IDLE_SECONDS
 
     def _export_gauges(self, workspace: Workspace, now: datetime, max_concurrent: int) -> None:
         waiting = due = 0
@@ -840,8 +858,15 @@ class Dispatcher:
         await self._store.drop_timers(batch.batch_id, minute)
 
     async def _dispatch(
-        self, workspace: Workspace, picked: list[QueuedContact], now: datetime, t: float
+        self,
+        workspace: Workspace,
+        picked: list[QueuedContact],
+        now: datetime,
+        t: float,
+        slots: Sequence[float],
     ) -> None:
+        """Request calls for `picked` at the planned `slots` (one each, earliest first); the slots of
+        contacts that are not requested after all are given back."""
         fx = Effects()
         listed = await self._dnc.listed(workspace.workspace_id, sorted({c.phone_number for c in picked}))
         dial: list[tuple[QueuedContact, Batch]] = []
@@ -871,9 +896,11 @@ class Dispatcher:
                 continue
             dial.append((contact, batch))
         leases: list[Lease] = []
-        for contact, batch in dial:
+        for (contact, batch), slot in zip(dial, slots, strict=False):
             agent = batch.agent
             assert agent is not None  # dispatchable() checked it
+            # The lease runs from the planned start: the request waits in the dialer until then.
+            starts = datetime.fromtimestamp(slot, now.tzinfo)
             leases.append(
                 Lease(
                     attempt_id=attempt_id(contact.contact_id, contact.attempt_number),
@@ -881,7 +908,7 @@ class Dispatcher:
                     partition=workspace.partition,
                     contact=contact,
                     requested_at=now,
-                    expires_at=Lease.expiry(now, agent.max_call_seconds, self._lease_grace),
+                    expires_at=Lease.expiry(max(now, starts), agent.max_call_seconds, self._lease_grace),
                 )
             )
         requests: list[Message] = []
@@ -908,7 +935,9 @@ class Dispatcher:
                 # New, or dialed before a crash and still open: (re)publish; the dialer's claim dedupes.
                 workspace.leases[lease.attempt_id] = lease
                 batch = workspace.batches[lease.contact.batch_id]
-                request = self._request(workspace, batch, lease)
+                # Slots in order: a request skipped above leaves the latest slots unused, never a gap.
+                not_before = datetime.fromtimestamp(slots[len(requests)], now.tzinfo)
+                request = self._request(workspace, batch, lease, not_before)
                 requests.append(request)
                 if lease.contact.trace:
                     # The contact waited outside any span (minutes, or a day): the dial continues the trace
@@ -934,14 +963,16 @@ class Dispatcher:
                     )
             if stale:
                 await self._store.delete_leases(stale)
+        workspace.slots.give_back(len(slots) - len(requests))
         if requests:
-            workspace.rate.record(t, len(requests))
             await self._sink.publish_many(requests, carriers=carriers)
             CALL_REQUESTS.labels(workspace.workspace_id).inc(len(requests))
             DISPATCH_DELAY.observe(max(0.0, self._clock.now().timestamp() - t))
         await self._commit(workspace, fx)
 
-    def _request(self, workspace: Workspace, batch: Batch, lease: Lease) -> CallRequested:
+    def _request(
+        self, workspace: Workspace, batch: Batch, lease: Lease, not_before: datetime
+    ) -> CallRequested:
         contact = lease.contact
         assert batch.agent is not None
         return CallRequested(
@@ -957,6 +988,7 @@ class Dispatcher:
             variables=contact.variables,
             agent=batch.agent,
             lease_expires_at=lease.expires_at,
+            not_before=not_before,
         )
 
     # --- cancel, dry run and completion --------------------------------------------------------------------

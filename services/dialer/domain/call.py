@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from shared.events import SLOT_MISSED
 from shared.outcomes import Outcome
 
 AnsweredBy = Literal["human", "machine", "unknown"]
@@ -62,5 +63,16 @@ def aborted(reason: str, *, ended_at: datetime | None = None) -> CallResult:
         outcome=Outcome.SYSTEM_ERROR,
         ended_at=ended_at,
         provider_code="dialer_abort",
+        provider_reason=reason,
+    )
+
+
+def slot_missed(reason: str, *, ended_at: datetime) -> CallResult:
+    """A request that reached the dialer too late for its start slot and was not dialed: a system error
+    (never billed, no attempt of the contact's budget) that the dispatcher plans again at once."""
+    return CallResult(
+        outcome=Outcome.SYSTEM_ERROR,
+        ended_at=ended_at,
+        provider_code=SLOT_MISSED,
         provider_reason=reason,
     )

@@ -1,22 +1,29 @@
-"""Calls-per-second as a hard sliding window plus smoothing.
+"""Calls-per-second as start slots: each call request carries the time its call may start (`not_before`).
 
-`StartWindow` is the guarantee: it keeps the log of recent start times and admits a start only if no window
-of `span` seconds (one second, widened by a safety margin) would then hold more than the plan allows. A leaky
-bucket alone would let a full bucket burst on top of a busy second; a log cannot.
-
-`Pacer` spreads starts inside the window (a token bucket holding half a second of tokens, enough to
-bridge a slow round without losing rate), so the dialers receive a steady stream rather than one burst at
-the top of every second.
+The dispatcher plans a workspace's starts itself instead of trusting that requests reach the dialers evenly:
+slots are spaced `(span + margin) / limit` apart, planned up to `lead` seconds ahead so that a slow round
+does not leave the plan's rate unused, and a slot is only planned if the window of `span + margin` seconds
+that ends at it holds fewer than `limit` slots (this guards plan changes, where the spacing alone would not).
+The dialer starts each call within `START_TOLERANCE_SECONDS` after its slot, or not at all; since the margin
+is more than that tolerance, no one-second window of real starts holds more than the plan allows.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections import deque
 from dataclasses import dataclass, field
 
-SAFETY_MARGIN_SECONDS = 0.02
-"""Added to the one-second span: publish and consume jitter must not push two windows' starts into one."""
+from shared.events import START_TOLERANCE_SECONDS
+
+SAFETY_MARGIN_SECONDS = START_TOLERANCE_SECONDS + 0.005
+"""Added to the span between slots that could share a window: a start the dialer makes late within its
+tolerance must not bring two windows' starts into one (strictly more than the tolerance, so even the
+latest allowed start leaves a gap)."""
+
+LEAD_SECONDS = 1.0
+"""How far ahead slots are planned: more than a slow round under load (~0.2 s), and less than a call
+request's useful waiting time in a dialer (it holds a concurrent-call lease meanwhile)."""
 
 
 def window_of(calls_per_second: float) -> tuple[float, int]:
@@ -27,83 +34,55 @@ def window_of(calls_per_second: float) -> tuple[float, int]:
 
 
 @dataclass
-class StartWindow:
-    """The log of start times (seconds, any monotonic or wall clock) of one workspace."""
+class StartSlots:
+    """The planned start times (seconds on the wall clock, non-decreasing) of one workspace."""
 
+    lead: float = LEAD_SECONDS
     margin: float = SAFETY_MARGIN_SECONDS
-    _starts: deque[float] = field(default_factory=deque)
+    _slots: list[float] = field(default_factory=list)
 
-    def allowance(self, now: float, calls_per_second: float) -> int:
-        """How many starts may happen at `now` without any window of the span holding too many."""
+    def take(self, now: float, calls_per_second: float, count: int) -> list[float]:
+        """Plan up to `count` slots between `now` and `now + lead` and return them, earliest first."""
         span, limit = window_of(calls_per_second)
         self._forget(now - span - self.margin)
-        return max(0, limit - len(self._starts))
+        planned: list[float] = []
+        while len(planned) < count:
+            slot = self._next(now, span, limit)
+            if slot > now + self.lead:
+                break
+            self._slots.append(slot)
+            planned.append(slot)
+        return planned
 
-    def record(self, now: float, count: int = 1) -> None:
-        self._starts.extend([now] * count)
+    def give_back(self, count: int) -> None:
+        """Unplan the latest `count` slots (taken, but fewer calls were requested than slots planned)."""
+        if count > 0:
+            del self._slots[-count:]
 
-    def free_at(self, now: float, calls_per_second: float) -> float:
-        """The earliest time a start is allowed again (now if one is allowed now)."""
+    def wait(self, now: float, calls_per_second: float) -> float:
+        """Seconds until one more slot may be planned (0: one fits now)."""
         span, limit = window_of(calls_per_second)
         self._forget(now - span - self.margin)
-        if len(self._starts) < limit:
-            return now
-        # The (len - limit + 1)-th oldest start must leave the window before one more fits.
-        return self._starts[len(self._starts) - limit] + span + self.margin
+        return max(0.0, self._next(now, span, limit) - self.lead - now)
 
-    def hold_until(self, until: float, calls_per_second: float) -> None:
-        """Count the window as full until `until` (a new owner does not know its predecessor's starts)."""
-        span, limit = window_of(calls_per_second)
-        self._starts.clear()
-        self.record(until - span - self.margin, limit)
+    def _next(self, now: float, span: float, limit: int) -> float:
+        """The earliest time the next start may be planned for (`now` or later)."""
+        width = span + self.margin
+        slot = now
+        if self._slots:
+            slot = max(slot, self._slots[-1] + width / limit)
+        # Slots already inside the window that would end at `slot`: the oldest of the last `limit` of them
+        # has to leave it first (after a plan change the spacing of older slots may be denser).
+        inside = len(self._slots) - bisect.bisect_right(self._slots, slot - width)
+        if inside >= limit:
+            slot = max(slot, self._slots[len(self._slots) - limit] + width)
+        return slot
 
     def _forget(self, before: float) -> None:
-        # Strictly older than the span plus margin: a start exactly at the edge still counts.
-        while self._starts and self._starts[0] < before:
-            self._starts.popleft()
-
-
-@dataclass
-class Pacer:
-    """A token bucket at the plan's rate holding `burst_seconds` of tokens (at least one)."""
-
-    burst_seconds: float = 0.5
-    _tokens: float = 0.0
-    _at: float | None = None
-
-    def available(self, now: float, calls_per_second: float) -> int:
-        capacity = max(1.0, calls_per_second * self.burst_seconds)
-        if self._at is None:
-            self._tokens = capacity
-        else:
-            self._tokens = min(capacity, self._tokens + (now - self._at) * calls_per_second)
-        self._at = now
-        return math.floor(self._tokens + 1e-9)
-
-    def take(self, count: int) -> None:
-        self._tokens -= count
-
-    def next_token_at(self, now: float, calls_per_second: float) -> float:
-        missing = 1.0 - self._tokens
-        return now if missing <= 0 else now + missing / calls_per_second
-
-
-@dataclass
-class StartRate:
-    """Both together: what the dispatcher asks before each round of starts."""
-
-    window: StartWindow = field(default_factory=StartWindow)
-    pacer: Pacer = field(default_factory=Pacer)
-
-    def allowance(self, now: float, calls_per_second: float) -> int:
-        return min(self.window.allowance(now, calls_per_second), self.pacer.available(now, calls_per_second))
-
-    def record(self, now: float, count: int) -> None:
-        if count > 0:
-            self.window.record(now, count)
-            self.pacer.take(count)
-
-    def next_start_at(self, now: float, calls_per_second: float) -> float:
-        return max(
-            self.window.free_at(now, calls_per_second), self.pacer.next_token_at(now, calls_per_second)
-        )
+        # The newest slot is always kept: it sets the spacing, and for plans below 1/s (one start per span,
+        # a span that grows when the plan shrinks) it is the only one that can be in the window.
+        keep = bisect.bisect_right(self._slots, before)
+        if keep >= len(self._slots):
+            keep = len(self._slots) - 1
+        if keep > 0:
+            del self._slots[:keep]

@@ -80,6 +80,7 @@ EXAMPLES: dict[str, ev.Message] = {
             variables={"first_name": "Ada"},
             agent=AGENT,
             lease_expires_at=AT,
+            not_before=AT,
         ),
         ev.CallStarted(**ENVELOPE, **CALL, phone_number="+14155550123", provider="simulated"),
         ev.CallRinging(**ENVELOPE, **CALL),

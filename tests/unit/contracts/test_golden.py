@@ -58,3 +58,12 @@ def test_a_future_schema_version_is_refused_not_misread() -> None:
     body = json.loads(ev.encode(EXAMPLES["batch.pause"]))
     with pytest.raises(ValidationError):
         ev.decode(json.dumps({**body, "schema_version": 2}))
+
+
+def test_a_call_request_from_before_start_slots_still_decodes() -> None:
+    # `not_before` is additive (schema_version stays 1): requests published without it start at once.
+    body = json.loads((GOLDEN / "call.requested.json").read_bytes())
+    del body["not_before"]
+    decoded = ev.decode(json.dumps(body))
+    assert isinstance(decoded, ev.CallRequested)
+    assert decoded.not_before is None

@@ -10,6 +10,8 @@ import pytest
 from dispatcher.domain.batch import SEGMENT_SIZE
 from dispatcher.handlers import Dispatcher
 from shared.events import (
+    SLOT_MISSED,
+    START_TOLERANCE_SECONDS,
     AgentSnapshot,
     BatchAccepted,
     BatchCancelled,
@@ -121,14 +123,14 @@ class World:
     async def start(self) -> None:
         await self.dispatcher.take_over({0})
         await self.apply(self.accepted("batch_x", 0))  # creates the workspace
-        self.clock.advance(2)  # past the new owner's quiet second
+        self.clock.advance(3)  # past the new owner's quiet span (one window past its lead)
 
 
 async def test_contacts_before_their_batch_wait_then_dial_in_order() -> None:
     w = World()
     await w.dispatcher.take_over({0})
     await w.apply(*w.contacts("batch_a", range(1, 4)))
-    w.clock.advance(2)
+    w.clock.advance(3)
     await w.rounds(2)
     assert w.requests() == []
     await w.apply(w.accepted("batch_a", 3))
@@ -155,10 +157,34 @@ async def test_calls_per_second_never_exceeded() -> None:
     await w.apply(w.accepted("batch_a", 30), *w.contacts("batch_a", range(1, 31)))
     for _ in range(200):
         await w.rounds(1, advance=0.05)
-    times = sorted(r.occurred_at.timestamp() for r in w.requests())
-    assert len(times) >= 25
+    # The planned starts keep the plan; a request is published at most the lead before its start.
+    times = sorted(r.not_before.timestamp() for r in w.requests() if r.not_before is not None)
+    assert len(times) == len(w.requests()) >= 25
     for i, t in enumerate(times):
-        assert sum(1 for u in times[i:] if u - t <= 1.0) <= 3
+        assert sum(1 for u in times[i:] if u - t <= 1.0 + START_TOLERANCE_SECONDS) <= 3
+    for r in w.requests():
+        assert r.not_before is not None
+        assert r.occurred_at <= r.not_before <= r.occurred_at + timedelta(seconds=1)
+        # The lease runs from the planned start, so the wait in the dialer does not shorten the call.
+        assert r.lease_expires_at == r.not_before + timedelta(seconds=AGENT.max_call_seconds + 60)
+
+
+async def test_a_request_that_missed_its_slot_is_planned_again_at_once() -> None:
+    w = World(cps=10)
+    await w.start()
+    policy = RetryPolicySpec(max_attempts=1)
+    await w.apply(w.accepted("batch_a", 1, retry_policy=policy), *w.contacts("batch_a", range(1, 2)))
+    await w.rounds(1)
+    (first,) = w.requests()
+    missed = w.ended(first, Outcome.SYSTEM_ERROR).model_copy(
+        update={"provider_code": SLOT_MISSED, "duration_seconds": 0.0}
+    )
+    await w.apply(missed)
+    await w.rounds(1)
+    assert [r.attempt_id for r in w.requests()] == ["batch_a_r1_a1", "batch_a_r1_a2"]
+    # It was never dialed: the contact's one attempt is still there to use.
+    await w.apply(w.ended(w.requests()[1], Outcome.BUSY))
+    assert [m.outcome for m in w.sink.of(ContactFinished)] == [Outcome.BUSY]  # type: ignore[attr-defined]
 
 
 async def test_retry_ladder_then_finish_with_new_attempt_ids() -> None:

@@ -1,64 +1,108 @@
-"""Calls per second: no window of one second ever holds more starts than the plan allows."""
+"""Start slots: no window of one second (1/cps below 1/s) ever holds more planned starts than the plan
+allows, whatever the round times and plan changes, and with work waiting the plan's rate is used."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatcher.domain.start_rate import StartRate, StartWindow, window_of
+from dispatcher.domain.start_rate import SAFETY_MARGIN_SECONDS, StartSlots, window_of
+from shared.events import START_TOLERANCE_SECONDS
 
 pytestmark = pytest.mark.unit
 
-
-def max_in_any_window(starts: list[float], span: float) -> int:
-    starts = sorted(starts)
-    best, lo = 0, 0
-    for hi, t in enumerate(starts):
-        while t - starts[lo] > span:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
+PLANS = st.sampled_from([0.1, 0.5, 0.9, 1, 1.5, 2, 2.5, 5, 20, 50, 1000])
 
 
-@settings(max_examples=200, deadline=None)
+def crowded(slots: list[tuple[float, float]], shift: float = 0.0) -> list[tuple[float, int, int]]:
+    """Each slot's closed window of one span ending at it: (slot, starts inside, allowed by its plan).
+    `shift` moves the window's start earlier (a start made late within the tolerance)."""
+    times = sorted(t for t, _ in slots)
+    out = []
+    for t, cps in slots:
+        span, limit = window_of(cps)
+        inside = sum(1 for u in times if t - span - shift <= u <= t)
+        out.append((t, inside, limit))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
 @given(
-    cps=st.sampled_from([0.5, 1, 2, 2.5, 5, 20, 50, 1000]),
-    ticks=st.lists(st.tuples(st.floats(0.0001, 0.7), st.integers(1, 60)), min_size=1, max_size=120),
+    rounds=st.lists(st.tuples(st.floats(0.0, 3.0), st.integers(0, 80), PLANS), min_size=1, max_size=80),
+    given_back=st.lists(st.integers(0, 5), min_size=80, max_size=80),
 )
-def test_no_window_holds_more_than_the_limit(cps: float, ticks: list[tuple[float, int]]) -> None:
-    rate = StartRate()
+def test_no_window_holds_more_than_the_plan_allows(
+    rounds: list[tuple[float, int, float]], given_back: list[int]
+) -> None:
+    slots = StartSlots()
     t = 1000.0
-    starts: list[float] = []
-    for gap, wanted in ticks:
+    planned: list[tuple[float, float]] = []
+    for (gap, wanted, cps), back in zip(rounds, given_back, strict=False):
         t += gap
-        granted = min(wanted, rate.allowance(t, cps))
-        rate.record(t, granted)
-        starts.extend([t] * granted)
+        taken = slots.take(t, cps, wanted)
+        assert all(t <= s <= t + slots.lead for s in taken)
+        assert taken == sorted(taken)
+        back = min(back, len(taken))
+        slots.give_back(back)
+        planned.extend((s, cps) for s in taken[: len(taken) - back])
+    times = [s for s, _ in planned]
+    assert times == sorted(times)
+    # A dialer may start each call up to the tolerance late: real starts keep the plan too.
+    for slot, inside, limit in crowded(planned, shift=START_TOLERANCE_SECONDS):
+        assert inside <= limit, (slot, inside, limit)
+
+
+@settings(max_examples=100, deadline=None)
+@given(cps=PLANS, latencies=st.lists(st.floats(0.0, 0.6), min_size=200, max_size=200))
+def test_with_work_waiting_the_mean_rate_is_the_plans(cps: float, latencies: list[float]) -> None:
+    # A round takes up to 0.6 s (less than the lead) and comes back when the next slot may be planned.
+    slots = StartSlots()
+    t, first = 0.0, None
+    planned: list[float] = []
     span, limit = window_of(cps)
-    assert max_in_any_window(starts, span) <= limit  # closed windows: both ends count
+    horizon = max(60.0, 40 * span)
+    i = 0
+    while t < horizon:
+        taken = slots.take(t, cps, 10_000)
+        planned.extend(taken)
+        first = planned[0] if planned and first is None else first
+        t += max(slots.wait(t, cps), latencies[i % len(latencies)])
+        i += 1
+    assert first is not None
+    done = [s for s in planned if s <= horizon]
+    rate = (len(done) - 1) / (done[-1] - first)
+    allowed = limit / span
+    assert allowed * 0.95 <= rate <= allowed
 
 
-def test_mean_rate_reaches_the_limit_while_work_waits() -> None:
-    rate = StartRate()
-    t, starts = 0.0, 0
-    while t < 60:
-        granted = rate.allowance(t, 20)
-        rate.record(t, granted)
-        starts += granted
-        t = max(t + 0.001, rate.next_start_at(t, 20))
-    assert 0.95 * 20 * 60 <= starts <= 20 * 60
+def test_slots_are_spaced_not_bunched() -> None:
+    slots = StartSlots()
+    taken = slots.take(0.0, 20, 100)
+    gaps = {round(b - a, 6) for a, b in zip(taken, taken[1:], strict=False)}
+    assert gaps == {round((1 + SAFETY_MARGIN_SECONDS) / 20, 6)}
+    assert len(taken) == 20  # one second of lead, at ~20/s (the first slot is now)
+    assert slots.wait(0.0, 20) == pytest.approx(taken[-1] + 1.025 / 20 - 1.0)
 
 
-def test_a_new_owner_waits_one_span() -> None:
-    window = StartWindow()
-    window.hold_until(10.0, 5)
-    assert window.allowance(9.99, 5) == 0
-    assert window.allowance(10.001, 5) == 5
+def test_a_lower_plan_waits_for_the_window_of_the_higher_one() -> None:
+    slots = StartSlots()
+    fast = slots.take(0.0, 50, 100)
+    assert slots.take(0.2, 5, 10) == []  # the one-second window ending anywhere before 1.2 s is full
+    slow = slots.take(1.0, 5, 10)
+    # Only once all but 4 of the fast slots left the window of one second may the 5/s plan start again.
+    assert slow
+    assert slow[0] >= fast[-5] + 1.0
 
 
-def test_slow_plans_widen_the_window() -> None:
-    assert window_of(0.5) == (2.0, 1)
-    assert window_of(2.5) == (1.0, math.floor(2.5))
+def test_given_back_slots_are_planned_again() -> None:
+    slots = StartSlots()
+    taken = slots.take(0.0, 20, 5)
+    slots.give_back(3)
+    assert slots.take(0.0, 20, 3) == taken[2:]
+
+
+def test_below_one_per_second_the_span_widens() -> None:
+    slots = StartSlots(lead=10.0)
+    taken = slots.take(0.0, 0.25, 10)
+    assert taken == pytest.approx([0.0, 4.0 + SAFETY_MARGIN_SECONDS, 8.0 + 2 * SAFETY_MARGIN_SECONDS])
