@@ -21,9 +21,9 @@ SAFETY_MARGIN_SECONDS = START_TOLERANCE_SECONDS + 0.005
 tolerance must not bring two windows' starts into one (strictly more than the tolerance, so even the
 latest allowed start leaves a gap)."""
 
-LEAD_SECONDS = 1.0
-"""How far ahead slots are planned: more than a slow round under load (~0.2 s), and less than a call
-request's useful waiting time in a dialer (it holds a concurrent-call lease meanwhile)."""
+LEAD_SECONDS = 0.5
+"""How far ahead slots are planned: more than a slow round under load (~0.2 s), and short, because a
+request waiting in a dialer holds a concurrent-call lease and is not stopped by a cancel or pause."""
 
 
 def window_of(calls_per_second: float) -> tuple[float, int]:

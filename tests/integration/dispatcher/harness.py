@@ -1,5 +1,6 @@
 """Test doubles around the dispatcher, against the real broker: a collector of a topic's messages, and a
-fake dialer that turns CallRequested into CallStarted + CallEnded with a chosen outcome and duration.
+fake dialer that turns CallRequested into CallStarted + CallEnded with a chosen outcome and duration, started
+at the request's planned start (`not_before`), as the real dialer does.
 
 The fake dialer is a test double (clearly not the product's dialer): it claims each attempt id once, like
 the real dialer's durable claim, and records what it saw so tests can check the invariants."""
@@ -140,6 +141,8 @@ class FakeDialer:
                     task.add_done_callback(self._tasks.discard)
 
     async def _call(self, request: CallRequested) -> None:
+        if request.not_before is not None:
+            await asyncio.sleep(max(0.0, (request.not_before - datetime.now(UTC)).total_seconds()))
         now = datetime.now(UTC)
         self.starts.append((time.time(), request.attempt_id))
         ws = request.workspace_id
@@ -178,6 +181,14 @@ class FakeDialer:
 def random_duration(low: float, high: float, seed: int = 7) -> Callable[[], float]:
     rng = random.Random(seed)
     return lambda: rng.uniform(low, high)
+
+
+def planned_starts(requests: list[CallRequested]) -> list[float]:
+    """Each distinct attempt's planned start (its request time if it carries none)."""
+    first: dict[str, float] = {}
+    for r in requests:
+        first.setdefault(r.attempt_id, (r.not_before or r.occurred_at).timestamp())
+    return list(first.values())
 
 
 def max_in_window(times: list[float], span: float = 1.0) -> int:
