@@ -169,6 +169,8 @@ class Tap:
         self.started: dict[str, float] = {}
         self.ended: dict[str, float] = {}
         self.missed: set[str] = set()
+        self.missed_by: list[float] = []
+        """How late each missed request reached its call task (seconds after its slot)."""
 
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(
@@ -203,6 +205,9 @@ class Tap:
                         self.ended[message.attempt_id] = message.occurred_at.timestamp()
                         if message.provider_code == SLOT_MISSED:
                             self.missed.add(message.attempt_id)
+                            late = (message.provider_reason or "").split(" ", 1)[0]
+                            with contextlib.suppress(ValueError):
+                                self.missed_by.append(float(late))
 
     async def stop(self) -> None:
         self.task.cancel()
@@ -387,6 +392,12 @@ async def limits(s: Session, dispatcher: Service, contacts: int) -> dict[str, An
         "mean_cps": round((len(times) - 1) / (times[-1] - times[0]), 3),
         "mean_cps_started": round((len(started) - 1) / (started[-1] - started[0]), 3),
         "slots_missed": len(s.tap.missed & set(requests)),
+        "slot_missed_late_seconds_p50_max": [
+            round(statistics.median(s.tap.missed_by), 3),
+            round(max(s.tap.missed_by), 3),
+        ]
+        if s.tap.missed_by
+        else [],
         "max_concurrent_seen": peak,
         "call_requests": len(requests),
         "contacts": contacts,

@@ -25,7 +25,14 @@ from dispatcher.domain.ids import attempt_id, event_id
 from dispatcher.domain.lease import LEASE_GRACE, Lease
 from dispatcher.domain.recipient_zone import lane_key
 from dispatcher.domain.retry_policy import Finish, Retry
-from dispatcher.domain.start_rate import SAFETY_MARGIN_SECONDS, StartSlots, window_of
+from dispatcher.domain.start_rate import (
+    DIALER_HOP_SECONDS,
+    MAX_PUBLISH_LAG_SECONDS,
+    SAFETY_MARGIN_SECONDS,
+    StartSlots,
+    expected_lag,
+    window_of,
+)
 from dispatcher.metrics import (
     ACTIVE_CALLS,
     CALL_REQUESTS,
@@ -110,9 +117,11 @@ class Workspace:
     retired: dict[str, BatchState] = field(default_factory=dict)
     leases: dict[str, Lease] = field(default_factory=dict)
     slots: StartSlots = field(default_factory=StartSlots)
+    publish_lag: float = 0.0
+    """Expected seconds from a round's start to its requests' acknowledgement: slots begin after it."""
     quiet_until: float = 0.0
     """A new owner does not know its predecessor's last slots: it plans nothing for one window span past
-    the furthest slot the predecessor may have planned (its lead)."""
+    the furthest slot the predecessor may have planned (its publish lag and lead)."""
     needs_quiet: bool = True
     owned_since: float = 0.0
     gauges_at: float = 0.0
@@ -696,7 +705,12 @@ class Dispatcher:
         if workspace.needs_quiet:
             span, _ = window_of(cps)
             workspace.quiet_until = (
-                workspace.owned_since + workspace.slots.lead + span + SAFETY_MARGIN_SECONDS
+                workspace.owned_since
+                + MAX_PUBLISH_LAG_SECONDS
+                + DIALER_HOP_SECONDS
+                + workspace.slots.lead
+                + span
+                + SAFETY_MARGIN_SECONDS
             )
             workspace.needs_quiet = False
         if t < workspace.quiet_until:
@@ -704,11 +718,13 @@ class Dispatcher:
         free = max_concurrent - len(workspace.leases)
         if free <= 0:
             return IDLE_SECONDS  # a CallEnded or an expiry wakes us
-        # Slots are planned up to the lead ahead, so the time a round takes does not cost starts; a
-        # slot's call request holds its lease while it waits in the dialer.
-        slots = workspace.slots.take(t, cps, min(free, self._max_round))
+        # Slots begin where this round's requests can reach a dialer (the round's own time under load is
+        # part of it) and are planned up to the lead beyond, so the time a round takes does not cost
+        # starts; a slot's call request holds its lease while it waits in the dialer.
+        earliest = t + workspace.publish_lag + DIALER_HOP_SECONDS
+        slots = workspace.slots.take(earliest, cps, min(free, self._max_round))
         if not slots:
-            return max(0.001, workspace.slots.wait(t, cps))
+            return max(0.001, workspace.slots.wait(earliest, cps))
         picked = await self._pick(workspace, len(slots), now)
         if not picked:
             workspace.slots.give_back(len(slots))
@@ -967,7 +983,9 @@ class Dispatcher:
         if requests:
             await self._sink.publish_many(requests, carriers=carriers)
             CALL_REQUESTS.labels(workspace.workspace_id).inc(len(requests))
-            DISPATCH_DELAY.observe(max(0.0, self._clock.now().timestamp() - t))
+            lag = max(0.0, self._clock.now().timestamp() - t)
+            workspace.publish_lag = expected_lag(workspace.publish_lag, lag)
+            DISPATCH_DELAY.observe(lag)
         await self._commit(workspace, fx)
 
     def _request(

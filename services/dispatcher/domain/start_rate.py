@@ -22,8 +22,16 @@ tolerance must not bring two windows' starts into one (strictly more than the to
 latest allowed start leaves a gap)."""
 
 LEAD_SECONDS = 0.5
-"""How far ahead slots are planned: more than a slow round under load (~0.2 s), and short, because a
-request waiting in a dialer holds a concurrent-call lease and is not stopped by a cancel or pause."""
+"""How far ahead of the earliest possible start slots are planned: the slack for the hop from the
+dispatcher to a dialer's call task (fetch and claim), and short, because a request waiting in a dialer
+holds a concurrent-call lease and is not stopped by a cancel or pause."""
+
+DIALER_HOP_SECONDS = 0.25
+"""Added to the publish lag before the first slot: a dialer's fetch and claim (a MongoDB insert) of the
+request, measured at 0.1-0.3 s on a loaded machine; slots planned earlier were missed."""
+
+MAX_PUBLISH_LAG_SECONDS = 1.0
+"""The most a workspace's expected publish lag (round start to acknowledged request) shifts its slots."""
 
 
 def window_of(calls_per_second: float) -> tuple[float, int]:
@@ -35,14 +43,19 @@ def window_of(calls_per_second: float) -> tuple[float, int]:
 
 @dataclass
 class StartSlots:
-    """The planned start times (seconds on the wall clock, non-decreasing) of one workspace."""
+    """The planned start times (seconds on the wall clock, non-decreasing) of one workspace. `now` is the
+    earliest time a call requested now could start (the clock plus the expected publish lag)."""
 
     lead: float = LEAD_SECONDS
     margin: float = SAFETY_MARGIN_SECONDS
     _slots: list[float] = field(default_factory=list)
+    _floor: float = -math.inf
+    """The latest `now` planned from: planning time never goes back (the caller's estimate of the
+    earliest start may shrink), so no slot that could share a window with a new one was forgotten."""
 
     def take(self, now: float, calls_per_second: float, count: int) -> list[float]:
         """Plan up to `count` slots between `now` and `now + lead` and return them, earliest first."""
+        now = self._floor = max(self._floor, now)
         span, limit = window_of(calls_per_second)
         self._forget(now - span - self.margin)
         planned: list[float] = []
@@ -61,6 +74,7 @@ class StartSlots:
 
     def wait(self, now: float, calls_per_second: float) -> float:
         """Seconds until one more slot may be planned (0: one fits now)."""
+        now = max(self._floor, now)
         span, limit = window_of(calls_per_second)
         self._forget(now - span - self.margin)
         return max(0.0, self._next(now, span, limit) - self.lead - now)
@@ -86,3 +100,9 @@ class StartSlots:
             keep = len(self._slots) - 1
         if keep > 0:
             del self._slots[:keep]
+
+
+def expected_lag(previous: float, measured: float) -> float:
+    """The publish lag to plan with after one more measurement: a rise is followed at once, a fall slowly
+    (a decaying maximum), so one quick round after a slow one does not plan slots the next slow one misses."""
+    return min(MAX_PUBLISH_LAG_SECONDS, max(measured, previous * 0.9, 0.0))

@@ -7,7 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatcher.domain.start_rate import SAFETY_MARGIN_SECONDS, StartSlots, window_of
+from dispatcher.domain.start_rate import (
+    MAX_PUBLISH_LAG_SECONDS,
+    SAFETY_MARGIN_SECONDS,
+    StartSlots,
+    expected_lag,
+    window_of,
+)
 from shared.events import START_TOLERANCE_SECONDS
 
 pytestmark = pytest.mark.unit
@@ -29,19 +35,24 @@ def crowded(slots: list[tuple[float, float]], shift: float = 0.0) -> list[tuple[
 
 @settings(max_examples=150, deadline=None)
 @given(
-    rounds=st.lists(st.tuples(st.floats(0.0, 3.0), st.integers(0, 80), PLANS), min_size=1, max_size=80),
+    rounds=st.lists(
+        st.tuples(st.floats(0.0, 3.0), st.integers(0, 80), PLANS, st.floats(0.0, 1.0)),
+        min_size=1,
+        max_size=80,
+    ),
     given_back=st.lists(st.integers(0, 5), min_size=80, max_size=80),
 )
 def test_no_window_holds_more_than_the_plan_allows(
-    rounds: list[tuple[float, int, float]], given_back: list[int]
+    rounds: list[tuple[float, int, float, float]], given_back: list[int]
 ) -> None:
+    # Each round plans from its time plus an expected publish lag that rises and falls at random.
     slots = StartSlots()
     t = 1000.0
     planned: list[tuple[float, float]] = []
-    for (gap, wanted, cps), back in zip(rounds, given_back, strict=False):
+    for (gap, wanted, cps, lag), back in zip(rounds, given_back, strict=False):
         t += gap
-        taken = slots.take(t, cps, wanted)
-        assert all(t <= s <= t + slots.lead for s in taken)
+        taken = slots.take(t + lag, cps, wanted)
+        assert all(t <= s <= t + 1.0 + slots.lead for s in taken)
         assert taken == sorted(taken)
         back = min(back, len(taken))
         slots.give_back(back)
@@ -106,3 +117,16 @@ def test_below_one_per_second_the_span_widens() -> None:
     slots = StartSlots(lead=10.0)
     taken = slots.take(0.0, 0.25, 10)
     assert taken == pytest.approx([0.0, 4.0 + SAFETY_MARGIN_SECONDS, 8.0 + 2 * SAFETY_MARGIN_SECONDS])
+
+
+def test_the_expected_publish_lag_rises_at_once_and_falls_slowly() -> None:
+    lag = expected_lag(0.0, 0.3)
+    assert lag == 0.3
+    assert expected_lag(lag, 0.05) == pytest.approx(0.27)
+    assert expected_lag(lag, 5.0) == MAX_PUBLISH_LAG_SECONDS
+
+
+def test_planning_time_never_goes_back() -> None:
+    slots = StartSlots()
+    late = slots.take(10.0, 20, 1)
+    assert slots.take(9.0, 20, 1)[0] > late[0]
