@@ -505,10 +505,14 @@ start_postgres() {
         setpriv --reuid="$owner" --regid="$(id -gn "$owner")" --init-groups -- \
         "$bin/postgres" -D "$PG_DATA" -c listen_addresses=127.0.0.1 -c port="$POSTGRES_PORT" \
         -c unix_socket_directories= -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-        -c max_connections=200 -c shared_buffers=128MB -c log_min_messages=warning
+        -c max_connections=300 -c shared_buffers=128MB -c log_min_messages=warning
 }
 
-pg_url() { echo "postgres://postgres@127.0.0.1:$POSTGRES_PORT/$PG_DB"; }
+# FerretDB's pool (default 50) bounds one bulk_write: with N connections a bulk of N or more UpdateOne hangs
+# the whole server (ADR 0004's hang, at 50 on PostgreSQL). 250 keeps it above SQLite's 100, within the
+# server's max_connections.
+FERRETDB_PG_POOL=${FERRETDB_PG_POOL:-250}
+pg_url() { echo "postgres://postgres@127.0.0.1:$POSTGRES_PORT/$PG_DB?pool_max_conns=$FERRETDB_PG_POOL"; }
 
 ensure_pg_database() {  # FerretDB keeps every MongoDB database as a schema of this one database
     local bin out
@@ -939,7 +943,11 @@ cmd_restart() {
     local target=${1:-} insts=() inst t0
     [[ -n $target ]] || { err "usage: stack.sh restart <part>  (parts: $ALL_PARTS)"; exit 2; }
     if [[ $target == dialer-[0-9]* ]]; then insts=("$target")
-    else resolve_instances "$target" >/dev/null || exit 2; mapfile -t insts < <(resolve_instances "$target")
+    else
+        resolve_instances "$target" >/dev/null || exit 2
+        # `restart ferretdb` leaves its PostgreSQL running; `restart postgres` restarts only that.
+        mapfile -t insts < <(resolve_instances "$target" | { [[ $target == postgres ]] && cat || grep -vx postgres; })
+        ((${#insts[@]} > 0)) || { err "restart: no '$target' part with BC_FERRETDB_BACKEND=$FERRETDB_BACKEND"; exit 2; }
     fi
     mkdir -p "$CACHE" "$DATA" "$LOGS" "$RUN"
     UP_T0=$(now_ms)
