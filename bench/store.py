@@ -16,6 +16,9 @@ value) grows to each size in `--sizes` (bulk inserts of 1,000, timed as `fill_do
 - `update_by_id`: `update_one({"_id": ...}, {"$inc": ..., "$set": ...})` of a random existing document (the
   projections' read-modify-write).
 
+Each sequential measurement stops after `--ops` operations or 15 s, whichever is first (at least 5 samples;
+`samples` says how many).
+
 Sequential operations report p50 / p99 in ms and ops/s. `explain` of the two finds records `filterPushdown`
 and whether the plan names an index. `--hang-checks` then tries, each against a 30 s timeout, the two
 overlapping-operations patterns that hang FerretDB 1.24 on SQLite (ADR 0004): 150 concurrent inserts into a
@@ -51,6 +54,8 @@ COLL = "contacts"
 GROUP_SIZE = 10
 HANG_OPS = 150
 HANG_TIMEOUT_S = 30.0
+OP_SECONDS = 15.0
+MIN_SAMPLES = 5
 
 
 def _doc(i: int) -> Document:
@@ -68,6 +73,7 @@ def _doc(i: int) -> Document:
 
 
 def _ms_stats(samples: list[float]) -> dict[str, float]:
+    """p50 / p99 in ms and the sequential rate."""
     ordered = sorted(samples)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     return {
@@ -78,12 +84,17 @@ def _ms_stats(samples: list[float]) -> dict[str, float]:
 
 
 async def _timed(n: int, op: Any) -> dict[str, float]:
-    samples = []
+    # At most n operations, and no more once OP_SECONDS have passed (a scan of 100,000 documents on SQLite
+    # takes seconds), but at least MIN_SAMPLES.
+    samples: list[float] = []
+    start = time.perf_counter()
     for k in range(n):
+        if len(samples) >= MIN_SAMPLES and time.perf_counter() - start > OP_SECONDS:
+            break
         t = time.perf_counter()
         await op(k)
         samples.append(time.perf_counter() - t)
-    return _ms_stats(samples)
+    return _ms_stats(samples) | {"samples": len(samples)}
 
 
 def _plan_uses_index(plan: Any) -> bool:

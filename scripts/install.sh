@@ -42,13 +42,12 @@ if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   echo "install: Debian packages ${need[*]}"
   # No package may start a system service (nginx on :80, a PostgreSQL cluster on :5432): the stack runs its own.
-  guard=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null && $SUDO chmod +x /usr/sbin/policy-rc.d && guard=1
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null && $SUDO chmod +x /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  [ -z "$guard" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 
 # Offline Kubernetes / alert validation tools (kustomize, promtool, CRD schemas) into .stack/cache.
