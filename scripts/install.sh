@@ -22,11 +22,11 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   echo "$want" > "$stamp"
 fi
 
-# Debian packages for the gateway, the SIP peer, the browser tests and, with BC_FERRETDB_BACKEND=postgresql,
-# FerretDB's PostgreSQL (ADR 0005).
+# Debian packages for the gateway, the SIP peer, the browser tests and FerretDB's PostgreSQL (ADR 0005; not
+# with BC_FERRETDB_BACKEND=sqlite).
 need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
-if [ "${BC_FERRETDB_BACKEND:-sqlite}" = postgresql ] && ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
+if [ "${BC_FERRETDB_BACKEND:-postgresql}" = postgresql ] && ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
   need+=(postgresql)
 fi
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)

@@ -10,13 +10,13 @@
 #   stack/stack.sh logs <part> [-f] [-n N]
 #
 # Parts: kafka postgres ferretdb gateway ingest status dispatcher dialer
-#   (postgres only with BC_FERRETDB_BACKEND=postgresql; it then comes with ferretdb)
+#   (postgres comes with ferretdb on the postgresql backend, the default; none with BC_FERRETDB_BACKEND=sqlite)
 #
 # Environment:
 #   STACK_PARTS="kafka ferretdb gateway"  only these parts (default: all; `status` defaults to the
 #                                         parts of the last `up`)
-#   BC_FERRETDB_BACKEND=sqlite            FerretDB's storage: sqlite (files in .stack/data/ferretdb) or
-#                                         postgresql (a PostgreSQL of our own in .stack/data/postgres; ADR 0005)
+#   BC_FERRETDB_BACKEND=postgresql        FerretDB's storage: postgresql (a PostgreSQL of our own in
+#                                         .stack/data/postgres; ADR 0005) or sqlite (files in .stack/data/ferretdb)
 #   KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093 FERRETDB_PORT=27017 GATEWAY_PORT=8080 POSTGRES_PORT=54320
 #   INGEST_PORT=8001 STATUS_PORT=8002 DISPATCHER_PORT=8003 DIALER_PORT=8004
 #   DIALER_REPLICAS=1                     2 -> dialer-1 on DIALER_PORT, dialer-2 on DIALER_PORT+1
@@ -53,8 +53,16 @@ PROBE=$SRC/lib/probe.py
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
 FERRETDB_PORT=${FERRETDB_PORT:-27017}
-# Until `down`, a stack keeps the backend it was started with (restart, the supervisor, a second `up`).
-FERRETDB_BACKEND=${BC_FERRETDB_BACKEND:-$(cat "$ROOT/.stack/run/ferretdb.backend" 2>/dev/null || echo sqlite)}
+# Until `down`, a stack keeps the backend it was started with (restart, the supervisor, a second `up`); a
+# FerretDB started before backends were recorded is on SQLite.
+default_backend() {
+    local run=$ROOT/.stack/run
+    if [[ -s $run/ferretdb.backend ]]; then cat "$run/ferretdb.backend"
+    elif [[ -s $run/ferretdb.pid ]]; then echo sqlite
+    else echo postgresql
+    fi
+}
+FERRETDB_BACKEND=${BC_FERRETDB_BACKEND:-$(default_backend)}
 POSTGRES_PORT=${POSTGRES_PORT:-54320}
 GATEWAY_PORT=${GATEWAY_PORT:-8080}
 INGEST_PORT=${INGEST_PORT:-8001}
