@@ -26,7 +26,7 @@ $PSQL -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'ferretdb_plai
 "$BIN" -port 27018 -backend sqlite -data-dir .stack/data/ferretdb-compare >>.stack/logs/ferretdb-compare.log 2>&1 &
 SQLITE_PID=$!
 "$BIN" -port 27019 -backend postgresql \
-    -postgresql-url "postgres://postgres@127.0.0.1:${POSTGRES_PORT:-54320}/ferretdb_plain?pool_max_conns=250" \
+    -postgresql-url "postgres://postgres@127.0.0.1:${POSTGRES_PORT:-54320}/ferretdb_plain?pool_max_conns=250&sslmode=disable" \
     >>.stack/logs/ferretdb-compare.log 2>&1 &
 PLAIN_PID=$!
 trap 'kill $SQLITE_PID $PLAIN_PID 2>/dev/null' EXIT

@@ -520,7 +520,7 @@ start_postgres() {
 # the whole server (ADR 0004's hang, at 50 on PostgreSQL). 250 keeps it above SQLite's 100, within the
 # server's max_connections.
 FERRETDB_PG_POOL=${FERRETDB_PG_POOL:-250}
-pg_url() { echo "postgres://postgres@127.0.0.1:$POSTGRES_PORT/$PG_DB?pool_max_conns=$FERRETDB_PG_POOL"; }
+pg_url() { echo "postgres://postgres@127.0.0.1:$POSTGRES_PORT/$PG_DB?pool_max_conns=$FERRETDB_PG_POOL&sslmode=disable"; }
 
 ensure_pg_database() {  # FerretDB keeps every MongoDB database as a schema of this one database
     local bin out
