@@ -844,11 +844,16 @@ cmd_up() {
     done
     ((rc == 0)) || fail_up
 
-    # 3. infrastructure (PostgreSQL before FerretDB, which needs its database), then topics, then services
-    if [[ " ${infra[*]} " == *" postgres "* ]]; then
-        start_phase postgres
+    # 3. infrastructure (FerretDB after PostgreSQL and its database; the rest meanwhile), then topics, then services
+    if [[ " ${infra[*]} " == *" postgres "* && " ${infra[*]} " == *" ferretdb "* ]]; then
+        mapfile -t infra < <(printf '%s\n' "${infra[@]}" | grep -vx ferretdb)
+        start_phase "${infra[@]}"
         ensure_pg_database || fail_up
-        mapfile -t infra < <(printf '%s\n' "${infra[@]}" | grep -vx postgres)
+        infra=(ferretdb)
+    elif [[ " ${infra[*]} " == *" postgres "* ]]; then
+        start_phase "${infra[@]}"
+        ensure_pg_database || fail_up
+        infra=()
     fi
     ((${#infra[@]} > 0)) && start_phase "${infra[@]}"
     if [[ " ${insts[*]} " == *" kafka "* ]]; then
