@@ -22,9 +22,13 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   echo "$want" > "$stamp"
 fi
 
-# Debian packages for the gateway, the SIP peer and the browser tests.
+# Debian packages for the gateway, the SIP peer, the browser tests and FerretDB's PostgreSQL (ADR 0005; not
+# with BC_FERRETDB_BACKEND=sqlite).
 need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+if [ "${BC_FERRETDB_BACKEND:-postgresql}" = postgresql ] && ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
+  need+=(postgresql)
+fi
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 if [ "${INSTALL_BROWSER:-1}" = 1 ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
@@ -37,6 +41,11 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   echo "install: Debian packages ${need[*]}"
+  # No package may start a system service (nginx on :80, a PostgreSQL cluster on :5432): the stack runs its own.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null && $SUDO chmod +x /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Local stack for the batch-calls platform: Kafka (KRaft), FerretDB (MongoDB protocol on SQLite),
-# nginx gateway and the four Python services, all as plain background processes (no Docker).
+# Local stack for the batch-calls platform: Kafka (KRaft), FerretDB (MongoDB protocol on SQLite or on a
+# local PostgreSQL), nginx gateway and the four Python services, all as plain background processes (no Docker).
 #
 # Usage:
 #   stack/stack.sh up                   fetch/build what is missing, start all parts, wait until healthy
@@ -9,12 +9,15 @@
 #   stack/stack.sh restart <part>       stop + start + wait healthy (part or instance, e.g. dialer-2)
 #   stack/stack.sh logs <part> [-f] [-n N]
 #
-# Parts: kafka ferretdb gateway ingest status dispatcher dialer
+# Parts: kafka postgres ferretdb gateway ingest status dispatcher dialer
+#   (postgres comes with ferretdb on the postgresql backend, the default; none with BC_FERRETDB_BACKEND=sqlite)
 #
 # Environment:
 #   STACK_PARTS="kafka ferretdb gateway"  only these parts (default: all; `status` defaults to the
 #                                         parts of the last `up`)
-#   KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093 FERRETDB_PORT=27017 GATEWAY_PORT=8080
+#   BC_FERRETDB_BACKEND=postgresql        FerretDB's storage: postgresql (a PostgreSQL of our own in
+#                                         .stack/data/postgres; ADR 0005) or sqlite (files in .stack/data/ferretdb)
+#   KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093 FERRETDB_PORT=27017 GATEWAY_PORT=8080 POSTGRES_PORT=54320
 #   INGEST_PORT=8001 STATUS_PORT=8002 DISPATCHER_PORT=8003 DIALER_PORT=8004
 #   DIALER_REPLICAS=1                     2 -> dialer-1 on DIALER_PORT, dialer-2 on DIALER_PORT+1
 #   DIALER_SIM_TIME_SCALE=0.05            simulated call lengths x this (0.05: 20x faster than real time)
@@ -22,8 +25,10 @@
 #   BC_TOPIC_PREFIX=bc.                   prefix for the topics from `python -m shared.topics`
 #   KAFKA_HEAP_OPTS="-Xmx512m"            JVM options for the broker
 #   STACK_PYTHON=.venv/bin/python         interpreter for probes and services
-#   STACK_TIMEOUT_<PART>=<s>              health-wait timeouts (KAFKA 90, FERRETDB 30, GATEWAY 15,
-#                                         services 60)
+#   STACK_TIMEOUT_<PART>=<s>              health-wait timeouts (KAFKA 90, POSTGRES 30, FERRETDB 30,
+#                                         GATEWAY 15, services 60)
+#   POSTGRES_BIN=/usr/lib/postgresql/15/bin  PostgreSQL's programs (default: the newest installed)
+#   FERRETDB_PG_LOOKUP_INDEXES=1          0: no GIN lookup index beside FerretDB's btree ones (ADR 0005)
 #   STACK_SUPERVISE=0                     do not start the supervisor
 #
 # Everything fetched or generated lives under .stack/ (git-ignored):
@@ -48,6 +53,17 @@ PROBE=$SRC/lib/probe.py
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
 FERRETDB_PORT=${FERRETDB_PORT:-27017}
+# Until `down`, a stack keeps the backend it was started with (restart, the supervisor, a second `up`); a
+# FerretDB started before backends were recorded is on SQLite.
+default_backend() {
+    local run=$ROOT/.stack/run
+    if [[ -s $run/ferretdb.backend ]]; then cat "$run/ferretdb.backend"
+    elif [[ -s $run/ferretdb.pid ]]; then echo sqlite
+    else echo postgresql
+    fi
+}
+FERRETDB_BACKEND=${BC_FERRETDB_BACKEND:-$(default_backend)}
+POSTGRES_PORT=${POSTGRES_PORT:-54320}
 GATEWAY_PORT=${GATEWAY_PORT:-8080}
 INGEST_PORT=${INGEST_PORT:-8001}
 STATUS_PORT=${STATUS_PORT:-8002}
@@ -61,7 +77,7 @@ KAFKA_LIBS=$CACHE/kafka-libs
 FERRET_BIN=$CACHE/bin/ferretdb-launcher
 JAVA=${JAVA:-java}
 
-ALL_PARTS="kafka ferretdb gateway ingest status dispatcher dialer"
+ALL_PARTS="kafka postgres ferretdb gateway ingest status dispatcher dialer"
 SERVICE_PARTS="ingest status dispatcher dialer"
 
 # ------------------------------------------------------------------------------------------------
@@ -92,6 +108,7 @@ instances_of() {  # part -> instance names
 inst_port() {  # main port of an instance
     case $1 in
         kafka) echo "$KAFKA_PORT" ;;
+        postgres) echo "$POSTGRES_PORT" ;;
         ferretdb) echo "$FERRETDB_PORT" ;;
         gateway) echo "$GATEWAY_PORT" ;;
         ingest) echo "$INGEST_PORT" ;;
@@ -105,6 +122,7 @@ inst_port() {  # main port of an instance
 inst_ports() {  # "VARNAME=port ..." for every port an instance listens on
     case $1 in
         kafka) echo "KAFKA_PORT=$KAFKA_PORT KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT" ;;
+        postgres) echo "POSTGRES_PORT=$POSTGRES_PORT" ;;
         ferretdb) echo "FERRETDB_PORT=$FERRETDB_PORT" ;;
         gateway) echo "GATEWAY_PORT=$GATEWAY_PORT" ;;
         ingest) echo "INGEST_PORT=$INGEST_PORT" ;;
@@ -117,6 +135,7 @@ inst_ports() {  # "VARNAME=port ..." for every port an instance listens on
 inst_marker() {  # a string the instance's command line must contain
     case $1 in
         kafka) echo "kafka.Kafka" ;;
+        postgres) echo "postgres -D $PG_DATA" ;;
         ferretdb) echo "ferretdb-launcher" ;;
         gateway) echo "nginx" ;;
         supervisor) echo "stack.sh _supervise" ;;
@@ -129,13 +148,14 @@ inst_timeout() {
     local var="STACK_TIMEOUT_${p^^}"
     case $p in
         kafka) echo "${!var:-90}" ;;
-        ferretdb) echo "${!var:-30}" ;;
+        ferretdb|postgres) echo "${!var:-30}" ;;
         gateway) echo "${!var:-15}" ;;
         *) echo "${!var:-60}" ;;
     esac
 }
 
-# Canonical, validated list of instances for a space-separated part list.
+# Canonical, validated list of instances for a space-separated part list. With the postgresql backend,
+# FerretDB brings its PostgreSQL along; with sqlite there is no postgres part.
 resolve_instances() {
     local want=" $* " p
     for p in "$@"; do
@@ -144,6 +164,11 @@ resolve_instances() {
             return 1
         fi
     done
+    case $FERRETDB_BACKEND in
+        postgresql) [[ $want == *" ferretdb "* ]] && want+="postgres " ;;
+        sqlite) want=${want// postgres / } ;;
+        *) err "BC_FERRETDB_BACKEND='$FERRETDB_BACKEND': use sqlite or postgresql"; return 1 ;;
+    esac
     for p in $ALL_PARTS; do
         [[ $want == *" $p "* ]] && instances_of "$p"
     done
@@ -220,8 +245,13 @@ stop_inst() {
     t0=$(now_ms)
     pid=$(<"$pidf")
     if [[ $pid =~ ^[0-9]+$ ]] && { pid_of "$inst" >/dev/null || group_alive "$pid"; }; then
-        case $(part_of "$inst") in kafka) limit=60 ;; *) limit=15 ;; esac
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+        case $(part_of "$inst") in kafka) limit=60 ;; postgres) limit=30 ;; *) limit=15 ;; esac
+        if [[ $inst == postgres ]]; then
+            # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM ("smart") would wait for every client to leave.
+            kill -INT "$pid" 2>/dev/null
+        else
+            kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+        fi
         for ((t = 0; t < limit * 10; t++)); do
             group_alive "$pid" || proc_alive "$pid" || break
             sleep 0.1
@@ -326,6 +356,18 @@ check_go() {
     fi
 }
 
+# A running FerretDB must be on the selected backend: `up` would otherwise report it healthy and the
+# services would use the other store.
+check_ferret_backend() {
+    local have
+    pid_of ferretdb >/dev/null || return 0
+    have=$(cat "$RUN/ferretdb.backend" 2>/dev/null || echo sqlite)
+    if [[ $have != "$FERRETDB_BACKEND" ]]; then
+        err "ferretdb: running on $have, but BC_FERRETDB_BACKEND=$FERRETDB_BACKEND: stop it first (stack/stack.sh down)"
+        return 1
+    fi
+}
+
 ensure_ferret_bin() {
     ferret_bin_ready && return 0
     local go t0 log=$LOGS/ferretdb-build.log
@@ -378,6 +420,145 @@ ensure_nginx() {
     fi
     [[ -n $guard ]] && rm -f /usr/sbin/policy-rc.d
     find_nginx >/dev/null || { err "gateway: nginx still not found after installing it (see $(rel "$log"))"; return 1; }
+}
+
+# PostgreSQL (BC_FERRETDB_BACKEND=postgresql): the Debian package's server programs, run as the `postgres`
+# system user when we are root (PostgreSQL refuses to run as root), else as ourselves.
+PG_DATA=$DATA/postgres
+PG_DB=ferretdb
+
+find_pg_bin() {  # directory with postgres, initdb, pg_isready, psql
+    local d
+    if [[ -n ${POSTGRES_BIN:-} ]]; then
+        [[ -x $POSTGRES_BIN/postgres ]] && { echo "$POSTGRES_BIN"; return 0; }
+        return 1
+    fi
+    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+        [[ -x $d/postgres && -x $d/initdb ]] && { echo "$d"; return 0; }
+    done
+    return 1
+}
+
+pg_user() { if [[ $(id -u) -eq 0 ]]; then echo postgres; else id -un; fi; }
+
+as_pg() {  # run a command as the PostgreSQL owner (exec, no extra process: setpriv keeps the pid)
+    if [[ $(id -u) -eq 0 ]]; then
+        setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"
+    else
+        "$@"
+    fi
+}
+
+ensure_postgres() {
+    local log=$LOGS/postgres-install.log guard=""
+    if find_pg_bin >/dev/null; then
+        if [[ $(id -u) -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
+            err "postgres: the 'postgres' system user is missing (PostgreSQL will not run as root): reinstall the package: apt-get install --reinstall postgresql-common"
+            return 1
+        fi
+        return 0
+    fi
+    if [[ -n ${POSTGRES_BIN:-} ]]; then
+        err "postgres: POSTGRES_BIN=$POSTGRES_BIN has no postgres program"
+        return 1
+    fi
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        err "postgres: PostgreSQL is missing: install it: apt-get install postgresql (or use BC_FERRETDB_BACKEND=sqlite)"
+        return 1
+    fi
+    say "postgres: installing PostgreSQL (apt-get install postgresql; log: $(rel "$log")) ..."
+    # Keep the package from starting a system cluster on port 5432: we run our own.
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=1
+    fi
+    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql; } >"$log" 2>&1; then
+        [[ -n $guard ]] && rm -f /usr/sbin/policy-rc.d
+        err "postgres: apt-get install postgresql failed (see $(rel "$log")): install it by hand: apt-get update && apt-get install -y postgresql"
+        tail -n 10 "$log" >&2
+        return 1
+    fi
+    [[ -n $guard ]] && rm -f /usr/sbin/policy-rc.d
+    find_pg_bin >/dev/null || { err "postgres: no /usr/lib/postgresql/*/bin/postgres after installing it (see $(rel "$log"))"; return 1; }
+}
+
+start_postgres() {
+    local bin log=$LOGS/postgres-init.log have want owner
+    bin=$(find_pg_bin) || { err "postgres: PostgreSQL is missing: apt-get install postgresql"; return 1; }
+    want=$("$bin/postgres" --version | sed -E 's/.* ([0-9]+)(\.[0-9]+)*.*/\1/')
+    owner=$(pg_user)
+    if [[ -f $PG_DATA/PG_VERSION ]]; then
+        have=$(<"$PG_DATA/PG_VERSION")
+        if [[ $have != "$want" ]]; then
+            err "postgres: $(rel "$PG_DATA") was made by PostgreSQL $have, the installed one is $want: delete it (rm -rf $(rel "$PG_DATA")) or set POSTGRES_BIN=/usr/lib/postgresql/$have/bin"
+            return 1
+        fi
+    else
+        rm -rf "$PG_DATA"
+        mkdir -p "$PG_DATA"
+        chown "$owner:" "$PG_DATA" && chmod 700 "$PG_DATA" || return 1
+        # trust on loopback: the server listens on 127.0.0.1 only and holds throw-away local data.
+        if ! as_pg "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 \
+            --no-sync >>"$log" 2>&1; then
+            err "postgres: initdb into $(rel "$PG_DATA") failed (see $(rel "$log"))"
+            tail -n 10 "$log" >&2
+            rm -rf "$PG_DATA"
+            return 1
+        fi
+        say "postgres: initialised $(rel "$PG_DATA") (PostgreSQL $want, owner $owner)"
+    fi
+    # No durability: fsync, synchronous commit and full-page writes off (ADR 0005). This is a local and test
+    # database; a clean `down` still writes everything out, and only a machine crash can lose or corrupt it.
+    # No Unix socket, so nothing depends on /var/run/postgresql.
+    launch postgres env -u PGDATA -u PGPORT -u PGHOST \
+        setpriv --reuid="$owner" --regid="$(id -gn "$owner")" --init-groups -- \
+        "$bin/postgres" -D "$PG_DATA" -c listen_addresses=127.0.0.1 -c port="$POSTGRES_PORT" \
+        -c unix_socket_directories= -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+        -c max_connections=300 -c shared_buffers=128MB -c log_min_messages=warning
+}
+
+# FerretDB's pool (default 50) bounds one bulk_write: with N connections a bulk of N or more UpdateOne hangs
+# the whole server (ADR 0004's hang, at 50 on PostgreSQL). 250 keeps it above SQLite's 100, within the
+# server's max_connections.
+FERRETDB_PG_POOL=${FERRETDB_PG_POOL:-250}
+pg_url() { echo "postgres://postgres@127.0.0.1:$POSTGRES_PORT/$PG_DB?pool_max_conns=$FERRETDB_PG_POOL&sslmode=disable"; }
+
+ensure_pg_database() {  # FerretDB keeps every MongoDB database as a schema of this one database
+    local bin out
+    bin=$(find_pg_bin) || return 1
+    out=$("$bin/psql" -X -q -h 127.0.0.1 -p "$POSTGRES_PORT" -U postgres -d postgres -tAc \
+        "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" 2>&1) || {
+        err "postgres: cannot query the server on 127.0.0.1:$POSTGRES_PORT: $out"
+        return 1
+    }
+    if [[ $out != 1 ]]; then
+        if ! out=$("$bin/psql" -X -q -h 127.0.0.1 -p "$POSTGRES_PORT" -U postgres -d postgres \
+            -c "CREATE DATABASE $PG_DB" 2>&1); then
+            err "postgres: CREATE DATABASE $PG_DB failed: $out"
+            return 1
+        fi
+        say "postgres: created database $PG_DB"
+    fi
+    # The GIN lookup indexes that make FerretDB's equality filters indexed (stack/postgres/*.sql, ADR 0005);
+    # FERRETDB_PG_LOOKUP_INDEXES=0 leaves FerretDB's own btree indexes alone (only new collections change).
+    local sql="$SRC/postgres/ferretdb-lookup-indexes.sql"
+    [[ ${FERRETDB_PG_LOOKUP_INDEXES:-1} == 0 ]] && sql=<(echo 'DROP EVENT TRIGGER IF EXISTS bc_lookup_indexes;')
+    if ! out=$(PGOPTIONS="-c client_min_messages=warning" "$bin/psql" -X -q -v ON_ERROR_STOP=1 \
+        -h 127.0.0.1 -p "$POSTGRES_PORT" -U postgres -d "$PG_DB" -f "$sql" 2>&1); then
+        err "postgres: applying $(rel "$SRC/postgres/ferretdb-lookup-indexes.sql") failed: $out"
+        return 1
+    fi
+}
+
+probe_postgres() {  # <timeout> <pid>: exit codes as stack/lib/probe.py (0 ready, 1 not in time, 3 died)
+    local t=$1 pid=$2 bin deadline
+    bin=$(find_pg_bin) || return 1
+    deadline=$(($(date +%s) + t))
+    while :; do
+        "$bin/pg_isready" -q -h 127.0.0.1 -p "$POSTGRES_PORT" -t 2 && return 0
+        proc_alive "$pid" || return 3
+        (($(date +%s) >= deadline)) && { echo "pg_isready: no answer on 127.0.0.1:$POSTGRES_PORT"; return 1; }
+        sleep 0.2
+    done
 }
 
 check_service() {  # <instance>: the Python module must exist (python -m <part>)
@@ -440,8 +621,13 @@ start_kafka() {
 }
 
 start_ferretdb() {
-    mkdir -p "$DATA/ferretdb"
-    launch ferretdb "$FERRET_BIN" -port "$FERRETDB_PORT" -data-dir "$DATA/ferretdb"
+    echo "$FERRETDB_BACKEND" >"$RUN/ferretdb.backend"
+    if [[ $FERRETDB_BACKEND == postgresql ]]; then
+        launch ferretdb "$FERRET_BIN" -port "$FERRETDB_PORT" -backend postgresql -postgresql-url "$(pg_url)"
+    else
+        mkdir -p "$DATA/ferretdb"
+        launch ferretdb "$FERRET_BIN" -port "$FERRETDB_PORT" -backend sqlite -data-dir "$DATA/ferretdb"
+    fi
 }
 
 start_gateway() {
@@ -482,6 +668,7 @@ start_service() {
 start_inst() {
     case $(part_of "$1") in
         kafka) start_kafka ;;
+        postgres) start_postgres ;;
         ferretdb) start_ferretdb ;;
         gateway) start_gateway ;;
         *) start_service "$1" ;;
@@ -493,6 +680,7 @@ probe_inst() {  # <instance> <timeout> <pid>
     port=$(inst_port "$inst")
     case $(part_of "$inst") in
         kafka) "$PY" "$PROBE" kafka --bootstrap "127.0.0.1:$port" --timeout "$t" --pid "$pid" ;;
+        postgres) probe_postgres "$t" "$pid" ;;
         ferretdb) "$PY" "$PROBE" mongo --uri "mongodb://127.0.0.1:$port/" --timeout "$t" --pid "$pid" ;;
         gateway) "$PY" "$PROBE" http --url "http://127.0.0.1:$port/gateway/healthz" --timeout "$t" --pid "$pid" ;;
         *) "$PY" "$PROBE" http --url "http://127.0.0.1:$port/readyz" --timeout "$t" --pid "$pid" ;;
@@ -630,7 +818,8 @@ cmd_up() {
     for inst in "${insts[@]}"; do
         case $(part_of "$inst") in
             kafka) check_java || fail_up ;;
-            ferretdb) check_go || fail_up ;;
+            ferretdb) check_go || fail_up; check_ferret_backend || fail_up ;;
+            postgres) : ;;
             gateway) : ;;
             *) check_service "$inst" || fail_up ;;
         esac
@@ -646,6 +835,7 @@ cmd_up() {
         case $inst in
             kafka) ensure_kafka_libs & jobs+=($!); names+=(kafka) ;;
             ferretdb) ensure_ferret_bin & jobs+=($!); names+=(ferretdb) ;;
+            postgres) ensure_postgres || fail_up ;;
             gateway) ensure_nginx || fail_up ;;
         esac
     done
@@ -654,7 +844,17 @@ cmd_up() {
     done
     ((rc == 0)) || fail_up
 
-    # 3. infrastructure, then topics, then services
+    # 3. infrastructure (FerretDB after PostgreSQL and its database; the rest meanwhile), then topics, then services
+    if [[ " ${infra[*]} " == *" postgres "* && " ${infra[*]} " == *" ferretdb "* ]]; then
+        mapfile -t infra < <(printf '%s\n' "${infra[@]}" | grep -vx ferretdb)
+        start_phase "${infra[@]}"
+        ensure_pg_database || fail_up
+        infra=(ferretdb)
+    elif [[ " ${infra[*]} " == *" postgres "* ]]; then
+        start_phase "${infra[@]}"
+        ensure_pg_database || fail_up
+        infra=()
+    fi
     ((${#infra[@]} > 0)) && start_phase "${infra[@]}"
     if [[ " ${insts[*]} " == *" kafka "* ]]; then
         create_topics || fail_up
@@ -680,7 +880,7 @@ cmd_up() {
 # down, status, restart, logs
 
 known_instances() {  # every instance that has a pid file, in stop order
-    local order="dialer dispatcher status ingest gateway ferretdb kafka" p f
+    local order="dialer dispatcher status ingest gateway ferretdb postgres kafka" p f
     for p in $order; do
         for f in "$RUN/$p.pid" "$RUN/$p"-[0-9]*.pid; do
             [[ -f $f ]] && basename "$f" .pid
@@ -691,7 +891,7 @@ known_instances() {  # every instance that has a pid file, in stop order
 # Processes of this stack still running: matched by command line, and only those carrying our
 # BC_STACK_ROOT marker (set by launch), so a service an engineer started by hand is not counted.
 leftover_processes() {
-    local pat="$KAFKA_LIBS|$FERRET_BIN|$NGX/|$SELF _supervise|^$PY -m (ingest|status|dispatcher|dialer)( |$)"
+    local pat="$KAFKA_LIBS|$FERRET_BIN|postgres -D $PG_DATA|$NGX/|$SELF _supervise|^$PY -m (ingest|status|dispatcher|dialer)( |$)"
     local pid rest
     while read -r pid rest; do
         [[ $pid == "$$" ]] && continue
@@ -711,6 +911,7 @@ cmd_down() {
         stop_inst "$inst"
         rm -f "$RUN/$inst.stopping"
     done
+    rm -f "$RUN/ferretdb.backend"
     left=$(leftover_processes)
     if [[ -n $left ]]; then
         err "down: stack processes still running:"
@@ -755,7 +956,11 @@ cmd_restart() {
     local target=${1:-} insts=() inst t0
     [[ -n $target ]] || { err "usage: stack.sh restart <part>  (parts: $ALL_PARTS)"; exit 2; }
     if [[ $target == dialer-[0-9]* ]]; then insts=("$target")
-    else resolve_instances "$target" >/dev/null || exit 2; mapfile -t insts < <(resolve_instances "$target")
+    else
+        resolve_instances "$target" >/dev/null || exit 2
+        # `restart ferretdb` leaves its PostgreSQL running; `restart postgres` restarts only that.
+        mapfile -t insts < <(resolve_instances "$target" | { [[ $target == postgres ]] && cat || grep -vx postgres; })
+        ((${#insts[@]} > 0)) || { err "restart: no '$target' part with BC_FERRETDB_BACKEND=$FERRETDB_BACKEND"; exit 2; }
     fi
     mkdir -p "$CACHE" "$DATA" "$LOGS" "$RUN"
     UP_T0=$(now_ms)
@@ -766,6 +971,7 @@ cmd_restart() {
     case $(part_of "${insts[0]}") in
         kafka) check_java && ensure_kafka_libs || { rm -f "$RUN"/*.stopping; exit 1; } ;;
         ferretdb) check_go && ensure_ferret_bin || { rm -f "$RUN"/*.stopping; exit 1; } ;;
+        postgres) ensure_postgres || { rm -f "$RUN"/*.stopping; exit 1; } ;;
         gateway) ensure_nginx || exit 1 ;;
     esac
     for inst in "${insts[@]}"; do
@@ -775,6 +981,7 @@ cmd_restart() {
     done
     # a failed restart stops what it started (the part is then down)
     start_phase "${insts[@]}"
+    [[ ${insts[0]} == postgres ]] && { ensure_pg_database || exit 1; }
     say "restart: ${insts[*]} healthy in $(secs_since "$UP_T0")"
 }
 
@@ -791,7 +998,7 @@ cmd_logs() {
         shift
     done
     case $target in
-        supervisor|kafka-fetch|ferretdb-build|gateway-access|gateway-install|topics|dialer-[0-9]*) files=("$LOGS/$target.log") ;;
+        supervisor|kafka-fetch|ferretdb-build|postgres-init|postgres-install|gateway-access|gateway-install|topics|dialer-[0-9]*) files=("$LOGS/$target.log") ;;
         *) is_part "$target" || { err "unknown part '$target'"; exit 2; }
            for inst in $(instances_of "$target"); do files+=("$LOGS/$inst.log"); done ;;
     esac

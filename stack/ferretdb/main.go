@@ -1,12 +1,15 @@
-// Command ferretdb-launcher runs an embedded FerretDB (MongoDB wire protocol) on SQLite
-// for the local stack (stack/stack.sh). It exists because FerretDB's own cmd/ferretdb
+// Command ferretdb-launcher runs an embedded FerretDB (MongoDB wire protocol) on SQLite or
+// PostgreSQL for the local stack (stack/stack.sh). It exists because FerretDB's own cmd/ferretdb
 // panics when built with `go install` (generated build/version files are not in the module).
 //
 // Configuration (flags override env):
 //
 //	-port / FERRETDB_PORT        TCP port on 127.0.0.1 (default 27017)
 //	-listen-addr / FERRETDB_LISTEN_ADDR  full host:port (overrides -port)
-//	-data-dir / FERRETDB_DATA_DIR  SQLite directory (default .stack/data/ferretdb)
+//	-backend / FERRETDB_BACKEND  sqlite|postgresql (default sqlite; ADR 0005)
+//	-data-dir / FERRETDB_DATA_DIR  SQLite directory (default .stack/data/ferretdb; sqlite only)
+//	-postgresql-url / FERRETDB_POSTGRESQL_URL  e.g. postgres://postgres@127.0.0.1:54320/ferretdb
+//	                             (required with -backend postgresql; the database must exist)
 //	-log-level / FERRETDB_LOG_LEVEL  debug|info|warn|error (default info)
 //
 // Pushdown note (v1.24.2): the embeddable ferretdb.Config has only Listener, Logger, Handler,
@@ -22,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -48,7 +52,9 @@ func main() {
 
 	port := flag.Int("port", defPort, "TCP port to listen on (127.0.0.1)")
 	listenAddr := flag.String("listen-addr", os.Getenv("FERRETDB_LISTEN_ADDR"), "listen host:port (overrides -port)")
+	backend := flag.String("backend", envOr("FERRETDB_BACKEND", "sqlite"), "storage backend: sqlite or postgresql")
 	dataDir := flag.String("data-dir", envOr("FERRETDB_DATA_DIR", ".stack/data/ferretdb"), "SQLite data directory")
+	pgURL := flag.String("postgresql-url", os.Getenv("FERRETDB_POSTGRESQL_URL"), "PostgreSQL URL (postgresql backend)")
 	logLevel := flag.String("log-level", envOr("FERRETDB_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	flag.Parse()
 
@@ -65,22 +71,39 @@ func main() {
 		addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(*port))
 	}
 
-	dir, err := filepath.Abs(*dataDir)
-	if err != nil {
-		logger.Error("cannot resolve data dir", "dir", *dataDir, "err", err)
-		os.Exit(1)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		logger.Error("cannot create data dir", "dir", dir, "err", err)
-		os.Exit(1)
-	}
-
 	cfg := ferretdb.Config{
 		Listener: ferretdb.ListenerConfig{TCP: addr},
 		Logger:   logger,
-		Handler:  "sqlite",
+		Handler:  *backend,
+	}
+	// What the log line says the data lives in (never the URL's password, if it has one).
+	var store string
+	switch *backend {
+	case "sqlite":
+		dir, err := filepath.Abs(*dataDir)
+		if err != nil {
+			logger.Error("cannot resolve data dir", "dir", *dataDir, "err", err)
+			os.Exit(1)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			logger.Error("cannot create data dir", "dir", dir, "err", err)
+			os.Exit(1)
+		}
 		// SQLite URI must name a directory and end with a slash.
-		SQLiteURL: "file:" + dir + "/",
+		cfg.SQLiteURL = "file:" + dir + "/"
+		store = cfg.SQLiteURL
+	case "postgresql":
+		u, err := url.Parse(*pgURL)
+		if *pgURL == "" || err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			fmt.Fprintf(os.Stderr, "ferretdb-launcher: -backend postgresql needs -postgresql-url "+
+				"(or FERRETDB_POSTGRESQL_URL) like postgres://user@127.0.0.1:5432/ferretdb, got %q\n", *pgURL)
+			os.Exit(2)
+		}
+		cfg.PostgreSQLURL = *pgURL
+		store = u.Redacted()
+	default:
+		fmt.Fprintf(os.Stderr, "ferretdb-launcher: invalid -backend %q: use sqlite or postgresql\n", *backend)
+		os.Exit(2)
 	}
 
 	f, err := ferretdb.New(&cfg)
@@ -92,7 +115,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	logger.Info("ferretdb-launcher starting", "listen", addr, "sqlite", cfg.SQLiteURL, "pid", os.Getpid())
+	logger.Info("ferretdb-launcher starting", "listen", addr, "backend", *backend, "store", store, "pid", os.Getpid())
 
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()

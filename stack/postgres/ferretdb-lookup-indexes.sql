@@ -1,0 +1,47 @@
+-- Lookup indexes that FerretDB 1.24's PostgreSQL backend can use (ADR 0005). Applied by stack/stack.sh to the
+-- `ferretdb` database on every `up`; idempotent.
+--
+-- FerretDB turns an equality filter {k: v} into `_jsonb -> 'k' @> 'v'`, but builds every MongoDB index (the
+-- `_id` one too) as a btree over `(_jsonb -> 'k')`, which `@>` cannot use: every find, and the find inside
+-- every update, scans the whole table. After each such btree index is created, this trigger adds a GIN index
+-- over the same expression, which serves `@>`. fastupdate is off so that a lookup never scans a pending
+-- list; an insert pays for its GIN entries at once.
+CREATE OR REPLACE FUNCTION bc_add_lookup_indexes() RETURNS event_trigger
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    cmd record;
+    col int;
+    expr text;
+    gin_name text;
+BEGIN
+    FOR cmd IN
+        SELECT c.objid, i.indrelid, i.indnatts, t.relname AS tab, n.nspname AS nsp, x.relname AS idx
+        FROM pg_event_trigger_ddl_commands() c
+        JOIN pg_index i ON i.indexrelid = c.objid
+        JOIN pg_class x ON x.oid = i.indexrelid
+        JOIN pg_am am ON am.oid = x.relam
+        JOIN pg_class t ON t.oid = i.indrelid
+        JOIN pg_namespace n ON n.oid = t.relnamespace
+        WHERE c.object_type = 'index' AND am.amname = 'btree' AND t.relname NOT LIKE '\_ferretdb\_%'
+    LOOP
+        FOR col IN 1..cmd.indnatts LOOP
+            expr := pg_get_indexdef(cmd.objid, col, true);
+            -- only top-level fields: the only ones FerretDB pushes down
+            CONTINUE WHEN expr !~ '^\(?_jsonb -> ''[^'']*''::text\)?$';
+            CONTINUE WHEN EXISTS (
+                SELECT 1 FROM pg_index gi
+                JOIN pg_class gx ON gx.oid = gi.indexrelid
+                JOIN pg_am gam ON gam.oid = gx.relam
+                WHERE gi.indrelid = cmd.indrelid AND gam.amname = 'gin'
+                  AND pg_get_indexdef(gi.indexrelid, 1, true) = expr);
+            gin_name := left(cmd.idx, 55) || '_gin' || col;
+            EXECUTE format('CREATE INDEX %I ON %I.%I USING gin ((%s) jsonb_path_ops) WITH (fastupdate = off)',
+                           gin_name, cmd.nsp, cmd.tab, expr);
+        END LOOP;
+    END LOOP;
+END
+$fn$;
+
+DROP EVENT TRIGGER IF EXISTS bc_lookup_indexes;
+CREATE EVENT TRIGGER bc_lookup_indexes ON ddl_command_end WHEN TAG IN ('CREATE INDEX')
+    EXECUTE FUNCTION bc_add_lookup_indexes();
