@@ -193,6 +193,7 @@ class Sampler:
         self.projection_lag_max_s = 0.0
         self.max_lag: dict[str, int] = dict.fromkeys(GROUP_TOPICS, 0)
         self.rss_max_mb: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
         suffix = services.infra.topic_prefix.rstrip(".")
         self._monitors = {
             g: ConsumerLagMonitor(services.infra, f"{g}-{suffix}", topics)
@@ -210,6 +211,8 @@ class Sampler:
                 with contextlib.suppress(psutil.Error):
                     rss = psutil.Process(process.pid).memory_info().rss / 2**20
                     self.rss_max_mb[name] = max(self.rss_max_mb.get(name, 0.0), rss)
+                    cpu = psutil.Process(process.pid).cpu_times()
+                    self.cpu_seconds[name] = cpu.user + cpu.system
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
 
@@ -266,6 +269,22 @@ async def record_times(
         await consumer.stop()
 
 
+def infra_cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by the local stack's Kafka broker, FerretDB and PostgreSQL (from their pid
+    files), with their live child processes (PostgreSQL runs a process per connection)."""
+    out: dict[str, float] = {}
+    for part in ("kafka", "ferretdb", "postgres"):
+        with contextlib.suppress(OSError, ValueError, psutil.Error):
+            process = psutil.Process(int((ROOT / ".stack" / "run" / f"{part}.pid").read_text()))
+            total = 0.0
+            for member in [process, *process.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    cpu = member.cpu_times()
+                    total += cpu.user + cpu.system + cpu.children_user + cpu.children_system
+            out[part] = total
+    return out
+
+
 async def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
     tag = uuid4().hex[:8]
     infra = InfraSettings(topic_prefix=f"p{tag}.", mongo_db=f"bench_pipeline_{tag}")
@@ -289,6 +308,7 @@ async def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
                 asyncio.create_task(sampler.projection(stop)),
                 asyncio.create_task(sampler.lags(stop)),
             ]
+            infra_before = infra_cpu_seconds()
             t0 = time.time()
             started = await http.post(
                 services.url("ingest", "/v1/batch-calls"),
@@ -306,6 +326,7 @@ async def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
             print(f"run {run}: batch {batch_id}, upload answered in {answered - t0:.1f} s", flush=True)
             final = await _until_terminal(http, services, batch_id, args.contacts, t0)
             t_done = time.time()
+            infra_after = infra_cpu_seconds()
             stop.set()
             await asyncio.gather(*samplers)
         stages = await _stages(infra, t0, answered, t_done, args.contacts)
@@ -327,6 +348,11 @@ async def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
         "stages": stages,
         "max_consumer_lag": sampler.max_lag,
         "rss_max_mb": {k: round(v, 1) for k, v in sampler.rss_max_mb.items()},
+        # Where the machine's two cores went during the run (services: whole process life, incl. start-up).
+        "cpu_seconds": {
+            **{k: round(v, 1) for k, v in sampler.cpu_seconds.items()},
+            **{k: round(infra_after[k] - infra_before.get(k, 0.0), 1) for k in infra_after},
+        },
         "load_average_at_end": round(os.getloadavg()[0], 2),
     }
 
