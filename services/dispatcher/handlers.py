@@ -29,6 +29,7 @@ from dispatcher.domain.start_rate import (
     DIALER_HOP_SECONDS,
     MAX_PUBLISH_LAG_SECONDS,
     SAFETY_MARGIN_SECONDS,
+    DialerPace,
     StartSlots,
     expected_lag,
     window_of,
@@ -117,6 +118,7 @@ class Workspace:
     retired: dict[str, BatchState] = field(default_factory=dict)
     leases: dict[str, Lease] = field(default_factory=dict)
     slots: StartSlots = field(default_factory=StartSlots)
+    pace: DialerPace = field(default_factory=DialerPace)
     publish_lag: float = 0.0
     """Expected seconds from a round's start to its requests' acknowledgement: slots begin after it."""
     quiet_until: float = 0.0
@@ -499,10 +501,15 @@ class Dispatcher:
     async def _apply_ended(self, workspace: Workspace, messages: Sequence[CallEnded], traces: Traces) -> None:
         effects = Effects()
         now = self._clock.now()
+        cps, _ = await self._plans.limits(workspace.workspace_id)
         for message in messages:
             lease = workspace.leases.pop(message.attempt_id, None)
             if lease is None:
                 continue  # already applied, or its lease expired and a new attempt took over
+            if message.provider_code == SLOT_MISSED:
+                workspace.pace.missed(now.timestamp(), cps)
+            else:
+                workspace.pace.kept(now.timestamp(), cps)
             # A span per call end (calls end at the start rate, far fewer than contacts arrive): the retry or
             # terminal event it decides continues the call's trace, published with the others below.
             with _continued(
@@ -544,7 +551,11 @@ class Dispatcher:
         if batch is None:
             return
         decision = batch.policy().decide(outcome, [Outcome(o) for o in contact.previous])
-        if batch.dry_run and isinstance(decision, Retry):
+        if missed_slot:
+            # Never dialed: our own scheduling, not the recipient's answer, so it never ends the contact
+            # and uses nothing of its attempt budget (nor of the system-error retries).
+            decision = Retry(0)
+        elif batch.dry_run and isinstance(decision, Retry):
             decision = Finish(outcome)
         if isinstance(decision, Retry) and batch.state is BatchState.CANCELLED:
             cancelled = self._cancelled(workspace, contact, now)
@@ -560,7 +571,7 @@ class Dispatcher:
                 variables=contact.variables,
                 lane=contact.lane,
                 attempt_number=contact.attempt_number + 1,
-                previous=(*contact.previous, outcome.value),
+                previous=contact.previous if missed_slot else (*contact.previous, outcome.value),
                 trace=trace,
             )
             fx.timers.setdefault((batch.batch_id, minute_of(due)), []).append((retry, due))
@@ -721,10 +732,11 @@ class Dispatcher:
         # Slots begin where this round's requests can reach a dialer (the round's own time under load is
         # part of it) and are planned up to the lead beyond, so the time a round takes does not cost
         # starts; a slot's call request holds its lease while it waits in the dialer.
-        earliest = t + workspace.publish_lag + DIALER_HOP_SECONDS
-        slots = workspace.slots.take(earliest, cps, min(free, self._max_round))
+        earliest = t + workspace.publish_lag + workspace.pace.hop
+        rate = workspace.pace.rate(cps)  # the plan's rate, or less while the dialers fall behind it
+        slots = workspace.slots.take(earliest, rate, min(free, self._max_round))
         if not slots:
-            return max(0.001, workspace.slots.wait(earliest, cps))
+            return max(0.001, workspace.slots.wait(earliest, rate))
         picked = await self._pick(workspace, len(slots), now)
         if not picked:
             workspace.slots.give_back(len(slots))

@@ -30,6 +30,9 @@ DIALER_HOP_SECONDS = 0.25
 """Added to the publish lag before the first slot: a dialer's fetch and claim (a MongoDB insert) of the
 request, measured at 0.1-0.3 s on a loaded machine; slots planned earlier were missed."""
 
+MAX_DIALER_HOP_SECONDS = 4.0
+"""The furthest a workspace's learned hop (DialerPace) plans slots beyond the publish lag."""
+
 MAX_PUBLISH_LAG_SECONDS = 1.0
 """The most a workspace's expected publish lag (round start to acknowledged request) shifts its slots."""
 
@@ -106,3 +109,43 @@ def expected_lag(previous: float, measured: float) -> float:
     """The publish lag to plan with after one more measurement: a rise is followed at once, a fall slowly
     (a decaying maximum), so one quick round after a slow one does not plan slots the next slow one misses."""
     return min(MAX_PUBLISH_LAG_SECONDS, max(measured, previous * 0.9, 0.0))
+
+
+@dataclass
+class DialerPace:
+    """How fast the dialers actually keep up with one workspace's slots, learned from missed slots.
+
+    A plan may allow more starts per second than the dialers can place (a high plan, few dialers, or a
+    dialer backlog after a restart). Planning at the plan's rate would then only queue requests that miss
+    their slots and come back. So the rate slots are planned at backs off by half when slots are missed
+    (at most once a second, however many misses one step brings) and grows back by a tenth each second
+    without a miss, up to the plan (additive-increase/multiplicative-decrease, as TCP does). It only ever
+    lowers the plan's rate, so the plan's limit holds whatever it learns."""
+
+    cap: float | None = None
+    """Calls per second to plan at; None: the plan's own rate."""
+    hop: float = DIALER_HOP_SECONDS
+    """Seconds from a request's publication to its dialer being ready to start it: slots begin after it.
+    Doubles on misses (up to MAX_DIALER_HOP_SECONDS) and decays back to the default without them."""
+    _changed_at: float = float("-inf")
+
+    def rate(self, calls_per_second: float) -> float:
+        return calls_per_second if self.cap is None else min(self.cap, calls_per_second)
+
+    def missed(self, now: float, calls_per_second: float) -> None:
+        if now - self._changed_at < 1.0:
+            return
+        self.cap = max(1.0, self.rate(calls_per_second) / 2)
+        self.hop = min(MAX_DIALER_HOP_SECONDS, self.hop * 2)
+        self._changed_at = now
+
+    def kept(self, now: float, calls_per_second: float) -> None:
+        if (self.cap is None and self.hop <= DIALER_HOP_SECONDS) or now - self._changed_at < 1.0:
+            return
+        self.hop = max(DIALER_HOP_SECONDS, self.hop * 0.9)
+        if self.cap is None:
+            self._changed_at = now
+            return
+        grown = self.cap * 1.1 + 1.0
+        self.cap = None if grown >= calls_per_second else grown
+        self._changed_at = now

@@ -123,14 +123,14 @@ class World:
     async def start(self) -> None:
         await self.dispatcher.take_over({0})
         await self.apply(self.accepted("batch_x", 0))  # creates the workspace
-        self.clock.advance(3)  # past the new owner's quiet span (one window past its lead)
+        self.clock.advance(3.5)  # past the new owner's quiet span (one window past its lead)
 
 
 async def test_contacts_before_their_batch_wait_then_dial_in_order() -> None:
     w = World()
     await w.dispatcher.take_over({0})
     await w.apply(*w.contacts("batch_a", range(1, 4)))
-    w.clock.advance(3)
+    w.clock.advance(3.5)
     await w.rounds(2)
     assert w.requests() == []
     await w.apply(w.accepted("batch_a", 3))
@@ -185,6 +185,31 @@ async def test_a_request_that_missed_its_slot_is_planned_again_at_once() -> None
     # It was never dialed: the contact's one attempt is still there to use.
     await w.apply(w.ended(w.requests()[1], Outcome.BUSY))
     assert [m.outcome for m in w.sink.of(ContactFinished)] == [Outcome.BUSY]  # type: ignore[attr-defined]
+
+
+async def test_missed_slots_never_end_a_contact_however_many() -> None:
+    # More misses than the system-error retries a contact gets: a dialer backlog must never fail anyone.
+    w = World(cps=10)
+    await w.start()
+    await w.apply(
+        w.accepted("batch_a", 1, retry_policy=RetryPolicySpec(max_attempts=1)),
+        *w.contacts("batch_a", range(1, 2)),
+    )
+    await w.rounds(1)
+    for missed in range(1, 7):
+        await w.apply(
+            w.ended(w.requests()[-1], Outcome.SYSTEM_ERROR).model_copy(
+                update={"provider_code": SLOT_MISSED, "duration_seconds": 0.0}
+            )
+        )
+        for _ in range(20):  # the pace backs off after misses: the next slot may be some rounds away
+            if len(w.requests()) > missed:
+                break
+            await w.rounds(1, advance=0.5)
+    assert len(w.requests()) == 7
+    assert w.sink.of(ContactFinished) == []
+    await w.apply(w.ended(w.requests()[-1], Outcome.COMPLETED))
+    assert [m.outcome for m in w.sink.of(ContactFinished)] == [Outcome.COMPLETED]  # type: ignore[attr-defined]
 
 
 async def test_retry_ladder_then_finish_with_new_attempt_ids() -> None:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from dispatcher.domain.start_rate import (
     MAX_PUBLISH_LAG_SECONDS,
     SAFETY_MARGIN_SECONDS,
+    DialerPace,
     StartSlots,
     expected_lag,
     window_of,
@@ -93,7 +94,7 @@ def test_slots_are_spaced_not_bunched() -> None:
     gaps = {round(b - a, 6) for a, b in zip(taken, taken[1:], strict=False)}
     assert gaps == {round((1 + SAFETY_MARGIN_SECONDS) / 20, 6)}
     assert len(taken) == 10  # half a second of lead, at ~20/s (the first slot is now)
-    assert slots.wait(0.0, 20) == pytest.approx(taken[-1] + 1.025 / 20 - 0.5)
+    assert slots.wait(0.0, 20) == pytest.approx(taken[-1] + (1 + SAFETY_MARGIN_SECONDS) / 20 - 0.5)
 
 
 def test_a_lower_plan_waits_for_the_window_of_the_higher_one() -> None:
@@ -130,3 +131,31 @@ def test_planning_time_never_goes_back() -> None:
     slots = StartSlots()
     late = slots.take(10.0, 20, 1)
     assert slots.take(9.0, 20, 1)[0] > late[0]
+
+
+def test_dialer_pace_halves_once_a_second_on_misses_and_grows_back_to_the_plan() -> None:
+    pace = DialerPace()
+    assert pace.rate(1000) == 1000
+    pace.missed(10.0, 1000)
+    pace.missed(10.5, 1000)  # the same step's other misses: one back-off a second
+    assert pace.rate(1000) == 500
+    pace.missed(11.0, 1000)
+    assert pace.rate(1000) == 250
+    pace.kept(11.5, 1000)  # too soon after the last change
+    assert pace.rate(1000) == 250
+    t = 12.0
+    while pace.cap is not None:
+        pace.kept(t, 1000)
+        t += 1.0
+    assert pace.rate(1000) == 1000 and t < 60  # back to the plan, in well under a minute
+
+
+@given(
+    events=st.lists(st.tuples(st.floats(0, 1000), st.booleans()), max_size=200),
+    cps=st.floats(0.1, 100_000),
+)
+def test_dialer_pace_never_exceeds_the_plan(events: list[tuple[float, bool]], cps: float) -> None:
+    pace = DialerPace()
+    for at, missed in sorted(events):
+        (pace.missed if missed else pace.kept)(at, cps)
+        assert 0 < pace.rate(cps) <= cps
