@@ -91,7 +91,10 @@ def build_runtime(settings: Settings) -> DialerRuntime:
         metrics=PrometheusCallMetrics(),
         clock=utc_now,
         new_token=lambda: uuid.uuid4().hex,
-        policy=DialPolicy(ring_timeout_seconds=settings.ring_timeout_seconds),
+        policy=DialPolicy(
+            ring_timeout_seconds=settings.ring_timeout_seconds,
+            start_delay_seconds=settings.start_delay_seconds,
+        ),
     )
     kafka_consumer = AIOKafkaConsumer(
         bootstrap_servers=infra.kafka_bootstrap,

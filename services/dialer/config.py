@@ -23,6 +23,12 @@ class Settings(ServiceSettings):
     ring_timeout_seconds: float = Field(default=30.0, gt=0)
     poll_max_records: int = Field(default=1000, ge=1, description="Most call requests claimed in one go.")
     commit_interval_seconds: float = Field(default=1.0, gt=0)
+    start_delay_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="Dial each request this long after the dispatcher admitted it rather than on arrival, "
+        "so delivery jitter cannot bunch starts beyond the calls-per-second limit (e.g. 1.0).",
+    )
 
     sim_seed: int = 1
     sim_time_scale: float = Field(

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from dialer.domain.call import AnsweredBy, CallResult, OutboundCall, aborted
 from dialer.domain.call_events import call_answered, call_ended, call_ringing, call_started
@@ -33,6 +33,10 @@ GUARD_SECONDS = 30.0
 @dataclass(frozen=True, slots=True)
 class DialPolicy:
     ring_timeout_seconds: float = 30.0
+    start_delay_seconds: float = 0.0
+    """Dial each request this long after the dispatcher admitted it (its `occurred_at`), not when it
+    arrives: a constant delay keeps the dispatcher's spacing of starts, which variable delivery and claim
+    latency would otherwise bunch into one second (calls-per-second breaches at the provider)."""
     outcome_write_attempts: int = 5
     """Tries to store an outcome before giving up (the lease expiry then retries the contact)."""
 
@@ -136,6 +140,11 @@ class Dialer:
         self._metrics.active(-1)
 
     async def _dial(self, request: CallRequested, token: str) -> None:
+        if self._policy.start_delay_seconds > 0:
+            due = request.occurred_at + timedelta(seconds=self._policy.start_delay_seconds)
+            wait = (due - self._clock()).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(min(wait, self._policy.start_delay_seconds))
         started_at = self._clock()
         progress = _Progress(request, self._events, self._clock)
         self._events.emit(call_started(request, self._provider.name, started_at))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -204,3 +204,36 @@ async def test_simulated_test_numbers_end_to_end(number: str, outcome: Outcome, 
     ended = events.of(CallEnded)[0]
     assert (ended.outcome, ended.billable) == (outcome, billable)
     assert (len(events.of(CallAnswered)) == 1) == billable
+
+
+async def test_a_start_delay_dials_at_the_admission_time_plus_the_delay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dialer.handlers as handlers
+
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        if seconds > 0:  # not the event loop yields of the fakes
+            waits.append(seconds)
+
+    monkeypatch.setattr(handlers.asyncio, "sleep", record)
+    provider = ScriptedProvider()
+    dialer = Dialer(
+        store=FakeStore(),
+        events=FakeEvents(),
+        provider=provider,
+        metrics=NoMetrics(),
+        clock=FakeClock(),
+        new_token=lambda: f"t{next(_tokens)}",
+        policy=DialPolicy(ring_timeout_seconds=20.0, start_delay_seconds=1.0),
+    )
+    # Admitted at T0, arriving 1 ms later: dialed 1 s after admission, whatever the delivery took.
+    await settle(await dialer.handle([request()]))
+    assert len(waits) == 1 and 0.99 < waits[0] < 1.0
+    assert len(provider.calls) == 1
+    # Arriving later than the delay: dialed at once.
+    late = request(row=2)
+    late = late.model_copy(update={"occurred_at": late.occurred_at - timedelta(seconds=5)})
+    await settle(await dialer.handle([late]))
+    assert len(waits) == 1 and len(provider.calls) == 2
