@@ -55,6 +55,9 @@ STACK = str(ROOT / "stack" / "stack.sh")
 AREA_CODES = ("202", "212", "312", "415", "617", "713", "305", "206", "303", "404")
 SCALE = 1.0
 """`--scale`: a fraction of the 20,000 contacts, for a quick rehearsal."""
+DIALER_START_DELAY = os.environ.get("CHAOS_DIALER_START_DELAY", "1.0")
+"""The private dialers dial a request this long after the dispatcher admitted it (DIALER_START_DELAY_SECONDS):
+without it, delivery and claim jitter on a loaded machine bunch starts past the calls-per-second limit."""
 RETRIES = json.dumps({"enabled": True, "maxAttempts": 2, "gaps": [{"seconds": 5}]})
 MAX_CALL_SECONDS = 60
 """The agents' longest call: with the 60 s lease grace, a call cut by a killed dialer frees its slot
@@ -174,6 +177,7 @@ class PrivateServices:
                     "DIALER_INSTANCE_ID": instance,
                     "DIALER_SIM_TIME_SCALE": os.environ.get("DIALER_SIM_TIME_SCALE", "0.05"),
                     "DIALER_SIM_DIAL_LOG": str(self.dial_log),
+                    "DIALER_START_DELAY_SECONDS": DIALER_START_DELAY,
                 }
             )
         return env
@@ -620,6 +624,9 @@ def _chaos(seed: int, timeout: float, infra: str) -> dict[str, Any]:
     result = {
         "seed": seed,
         "target": TARGET.name,
+        "scale": SCALE,
+        "dialer_start_delay_seconds": float(DIALER_START_DELAY) if TARGET.name == "private" else None,
+        "infra_faults": infra,
         "contacts": len(expected),
         "lost": len(lost),
         "double_dialed": len(double),
@@ -683,11 +690,19 @@ def main() -> int:
         except ValueError:
             runs = []
     runs.append(result)
+    runs.sort(key=lambda r: int(r["seed"]))
+    # The headline figures are the worst over every seed kept (the issue asks for zeros on each of them).
+    recoveries = [r["recovery_seconds_max"] for r in runs if r.get("recovery_seconds_max") is not None]
     summary = {
-        **{k: result[k] for k in ("seed", "contacts", "lost", "double_dialed", "limit_violations")},
-        "api_mismatches": result["api_mismatches"],
-        "recovery_seconds_max": result["recovery_seconds_max"],
-        "command": f".venv/bin/python -m bench.chaos --seed {args.seed}",
+        "seeds": [r["seed"] for r in runs],
+        "scale": sorted({r.get("scale", 1.0) for r in runs}),
+        "contacts": sum(int(r["contacts"]) for r in runs),
+        **{
+            k: sum(int(r[k]) for r in runs)
+            for k in ("lost", "double_dialed", "limit_violations", "api_mismatches")
+        },
+        "recovery_seconds_max": max(recoveries) if recoveries else None,
+        "command": " ".join([".venv/bin/python -m bench.chaos", *sys.argv[1:]]),
         "target": result["target"],
         "runs": runs,
     }
