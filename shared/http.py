@@ -56,21 +56,36 @@ def error_body(error: str, message: str, **extra: object) -> dict[str, object]:
     return {"error": error, "message": message, **extra}
 
 
-def install_common_routes(app: FastAPI, service: str, checks: Sequence[ReadinessCheck]) -> None:
-    """Adds /healthz, /readyz, /metrics, request metrics and uniform error bodies to `app`."""
+async def _failures(checks: Sequence[ReadinessCheck]) -> list[str]:
+    failures: list[str] = []
+    for check in checks:
+        try:
+            await check()
+        except Exception as exc:  # a probe reports, it never raises
+            failures.append(f"{getattr(check, '__name__', 'check')}: {exc}")
+    return failures
+
+
+def install_common_routes(
+    app: FastAPI,
+    service: str,
+    checks: Sequence[ReadinessCheck],
+    liveness: Sequence[ReadinessCheck] = (),
+) -> None:
+    """Adds /healthz, /readyz, /metrics, request metrics and uniform error bodies to `app`. `liveness` checks
+    (a consumer loop that died or stalled, see `shared.liveness`) fail /healthz as well as /readyz: only a
+    restart helps then, while a dependency that is down only makes the service unready."""
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> JSONResponse:
+        failures = await _failures(liveness)
+        if failures:
+            return JSONResponse({"status": "failing", "failures": failures}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        failures: list[str] = []
-        for check in checks:
-            try:
-                await check()
-            except Exception as exc:  # a readiness probe reports, it never raises
-                failures.append(f"{getattr(check, '__name__', 'check')}: {exc}")
+        failures = await _failures([*checks, *liveness])
         if failures:
             return JSONResponse({"status": "unready", "failures": failures}, status_code=503)
         return JSONResponse({"status": "ready"})

@@ -32,7 +32,8 @@ class UtcClock:
         return datetime.now(UTC)
 
 
-def _terminate(_: BaseException) -> None:
+def terminate_process(_: BaseException) -> None:
+    """The default reaction to an unexpected error: SIGTERM to this process (the shutdown saves nothing)."""
     # The state in memory may be ahead of the store: stop (without saving it) and let the restart reload.
     os.kill(os.getpid(), signal.SIGTERM)
 
@@ -49,7 +50,7 @@ class DispatcherRuntime:
 
 
 def build_runtime(
-    settings: Settings, *, on_fatal: Callable[[BaseException], None] = _terminate
+    settings: Settings, *, on_fatal: Callable[[BaseException], None] = terminate_process
 ) -> DispatcherRuntime:
     infra = settings.infra
     name = instance_name(SERVICE, settings)

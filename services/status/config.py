@@ -24,6 +24,12 @@ class Settings(ServiceSettings):
         default=60_000, ge=1, description="While behind, polls join one chunk up to this many records."
     )
     catchup_max_ms: int = Field(default=3_000, ge=0, description="... or until this long has passed.")
+    projector_stall_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A projector round that has not ended after this long counts as stalled: /healthz fails "
+        "and the process restarts (a chunk of 60,000 records takes well under a minute).",
+    )
     chunk_wait_ms: int = Field(default=100, ge=0, description="How long a poll waits for records.")
     cache_size: int = Field(default=50_000, ge=0, description="Call documents the projector keeps in memory.")
     notice_max_age_seconds: int = Field(

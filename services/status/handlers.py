@@ -4,13 +4,20 @@ One `Projector` is the only writer of every status document (ADR 0040): it consu
 consumer and handles a chunk of records at a time, so no two coroutines ever write the same document.
 
 Crash safety without transactions. Call documents are semilattices (re-applying an event is a no-op), but
-batch counts are sums of deltas and must take each call change exactly once. So each batch document keeps,
-per Kafka partition, the highest offset whose effects it holds. A chunk is written in this order: feed
-entries and webhook outbox items (idempotent ids), then batch documents, then call versions, then the
-consumer commits. If the process dies part-way, the chunk is delivered again: an event at or below the
-batch's recorded offset changes only its call document (whose delta the batch already holds), any other
-event is applied in full against the call document as it was before the chunk — which is still what is
-stored, because call documents are written last.
+batch counts are sums of deltas and must take each call change exactly once. So the projector's record of
+each batch keeps, per Kafka partition, the highest offset whose effects it holds. A chunk is written in this
+order: feed entries and webhook outbox items (idempotent ids), then the batch records, then call versions,
+then the batch documents readers see (ADR 0043), then the consumer commits. If the process dies part-way,
+the chunk is delivered again: an event at or below the batch's recorded offset changes only its call
+document (whose delta the batch already holds), any other event is applied in full against the call
+document as it was before the chunk — which is still what is stored, because call documents are written
+after the records. That holds only if every counted event is applied before any new one: so counted events
+go first within a chunk, and the chunk after a failure or a restart reaches at least as far as the batch
+records do on every partition (`run_projection` re-projects the same records after a failure, and after
+an assignment polls up to the records' horizon), else a new event could be measured against a call
+document that still lacks a counted change, and that change would be counted twice. A batch whose
+record is read from the store (a new process, or after a failure) has its shown document written again
+with the next chunk that touches it, in case a crash came before that write.
 """
 
 from __future__ import annotations
@@ -78,9 +85,9 @@ _MAX_TRACKED_ROW = 10_000_000
 
 
 class _WrittenRows:
-    """The rows of one batch whose call documents this process has written, kept for a batch whose document
-    did not exist when first seen: no call document of it can exist that we did not write (call documents
-    are always written after their batch document), so a miss needs no database read."""
+    """The rows of one batch whose call documents exist, kept for a batch whose record did not exist when
+    first seen (no call document of it can exist that we did not write: call documents are always written
+    after their batch record) or whose calls were all read in one pass; so a miss needs no database read."""
 
     __slots__ = ("_bits",)
 
@@ -140,12 +147,14 @@ class Projector:
         self._calls: OrderedDict[str, StoredCall] = OrderedDict()
         self._batches: OrderedDict[str, StoredBatch] = OrderedDict()
         self._written: OrderedDict[str, _WrittenRows] = OrderedDict()
+        self._unshown: set[str] = set()
 
     def forget(self) -> None:
         """Drops everything held in memory, so the next chunk reads the documents again (after a failure)."""
         self._calls.clear()
         self._batches.clear()
         self._written.clear()
+        self._unshown.clear()
 
     # --- loading ---------------------------------------------------------------------------------------
 
@@ -163,6 +172,9 @@ class Projector:
                     cached = StoredBatch(new_batch(batch_id, message.workspace_id), StatusLists())
                     self._written[batch_id] = _WrittenRows()
                     _trim(self._written, self._batch_cache_size)
+                else:
+                    # Its shown document may trail the record (a crash between the two writes).
+                    self._unshown.add(batch_id)
                 self._batches[batch_id] = cached
             # Lists change while projecting: work on a copy, so a failed write leaves the cache intact.
             work[batch_id] = StoredBatch(cached.view, cached.lists.copy())
@@ -175,10 +187,12 @@ class Projector:
         row = row_number_of(contact_id)
         return row is not None and row < _MAX_TRACKED_ROW and not written.has(row)
 
-    async def _load_calls(self, records: Sequence[Record]) -> dict[str, StoredCall | None]:
+    async def _load_calls(
+        self, records: Sequence[Record], batches: dict[str, StoredBatch]
+    ) -> dict[str, StoredCall | None]:
         """The touched call documents as stored now (None: absent)."""
         work: dict[str, StoredCall | None] = {}
-        missing: list[str] = []
+        missing: dict[str, list[str]] = {}
         for record in records:
             message = record.message
             if not is_call_event(message):
@@ -193,17 +207,43 @@ class Projector:
             else:
                 work[contact_id] = None
                 if not self._known_absent(contact_id, message.batch_id):
-                    missing.append(contact_id)
-        if missing:
-            work.update(await self._store.load_calls(missing))
+                    missing.setdefault(message.batch_id, []).append(contact_id)
+        one_by_one: list[str] = []
+        for batch_id, contact_ids in missing.items():
+            if len(contact_ids) > 1 and batches[batch_id].view.total <= self._cache_size:
+                work.update(await self._read_batch_calls(batch_id, contact_ids))
+            else:
+                one_by_one.extend(contact_ids)
+        if one_by_one:
+            work.update(await self._store.load_calls(one_by_one))
         return work
+
+    async def _read_batch_calls(self, batch_id: str, wanted: list[str]) -> dict[str, StoredCall]:
+        """Every call of a batch whose calls are not in memory (a new process, or after a failure), read in
+        one pass and kept: reading them one at a time would cost a scan each on FerretDB's SQLite backend,
+        which is what left a restarted projector minutes behind at 20,000 contacts (ADR 0043)."""
+        found = await self._store.load_batch_calls(batch_id)
+        rows = _WrittenRows()
+        untracked = False
+        for contact_id, stored in found.items():
+            row = row_number_of(contact_id)
+            if row is None or row >= _MAX_TRACKED_ROW:
+                untracked = True
+            else:
+                rows.add(row)
+            self._calls[contact_id] = stored
+        if not untracked:
+            self._written[batch_id] = rows
+            _trim(self._written, self._batch_cache_size)
+        _trim(self._calls, self._cache_size)
+        return {c: found[c] for c in wanted if c in found}
 
     # --- projecting ------------------------------------------------------------------------------------
 
     async def project(self, records: Sequence[Record]) -> ChunkSummary:
         """Applies `records` (in consumption order) and writes the changed documents."""
         stored_batches = await self._load_batches(records)
-        stored_calls = await self._load_calls(records)
+        stored_calls = await self._load_calls(records, stored_batches)
         batches = {batch_id: stored.view for batch_id, stored in stored_batches.items()}
         calls: dict[str, CallView | None] = {
             contact_id: stored.view if stored else None for contact_id, stored in stored_calls.items()
@@ -216,12 +256,20 @@ class Projector:
         contributions: dict[str, Contribution] = {}
         last_at: dict[str, int] = {}
 
-        for record in records:
+        def is_counted(record: Record) -> bool:
+            held = stored_batches[record.message.batch_id].view.offsets
+            return held.get(record.position.partition, -1) >= record.position.offset
+
+        # Events the batch record already counts go first: they bring the call documents up to what the
+        # record holds (a crash may have come before their call versions were written) before any new
+        # event is measured against them. The redelivered chunk holds every such event (run_projection).
+        counted_first = sorted(records, key=lambda r: not is_counted(r))
+        for record in counted_first:
             message = record.message
             batch_id = message.batch_id
             batch = batches[batch_id]
             position = record.position
-            counted = batch.offsets.get(position.partition, -1) >= position.offset
+            counted = is_counted(record)
             if counted:
                 # Already in the batch document (a chunk written again after a crash): only the call
                 # document, whose change the batch already holds, may still need it.
@@ -299,9 +347,14 @@ class Projector:
             batches[batch_id] = batch
             if batch != before or lists_changed:
                 changes.batches.append(StoredBatch(batch, lists))
+        changes.shown.extend(changes.batches)
+        written = {stored.view.batch_id for stored in changes.batches}
+        unshown = [batch_id for batch_id in stored_batches if batch_id in self._unshown]
+        changes.shown.extend(stored_batches[b] for b in unshown if b not in written)
         changes.outbox.extend(await self._address(notices, batches))
 
         await self._store.save(changes)
+        self._unshown.difference_update(unshown)
         self._remember(changes)
         return ChunkSummary(
             records=len(records),

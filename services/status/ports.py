@@ -144,26 +144,39 @@ class Endpoint:
 
 @dataclass(slots=True)
 class Changes:
-    """Everything one projected chunk changes, written in the order `ReadModels.save` documents."""
+    """Everything one projected chunk changes, written in the order `ReadModels.save` documents.
+
+    `batches` are the projector's own records of each batch (with the offsets it holds); `shown` are the
+    batch documents readers see, written only after the call versions, so a batch never reads further
+    along (complete, or with higher counts) than its calls."""
 
     feed: list[FeedEntry] = field(default_factory=list)
     outbox: list[OutboxItem] = field(default_factory=list)
     batches: list[StoredBatch] = field(default_factory=list)
     calls: list[CallWrite] = field(default_factory=list)
+    shown: list[StoredBatch] = field(default_factory=list)
 
 
 class ReadModels(Protocol):
     """The status read models: batch and call documents, the live feed and the webhook outbox."""
 
-    async def load_batch(self, batch_id: str) -> StoredBatch | None: ...
+    async def load_batch(self, batch_id: str) -> StoredBatch | None:
+        """The projector's record of the batch (which may be ahead of the document readers see)."""
+        ...
 
     async def load_calls(self, contact_ids: Sequence[str]) -> Mapping[str, StoredCall]:
         """The latest versions that exist among `contact_ids`."""
         ...
 
+    async def load_batch_calls(self, batch_id: str) -> Mapping[str, StoredCall]:
+        """The latest version of every call document of the batch, in one pass over the store."""
+        ...
+
     async def save(self, changes: Changes) -> None:
-        """Inserts feed entries and outbox items first (idempotent ids), then writes batch documents, then
-        inserts the call versions, so a crash part-way is repaired by projecting the chunk again."""
+        """Inserts feed entries and outbox items first (idempotent ids), then writes the projector's batch
+        records, then inserts the call versions, then writes the batch documents readers see: a crash
+        part-way is repaired by projecting the chunk again, and a reader never sees a batch ahead of its
+        calls."""
         ...
 
 

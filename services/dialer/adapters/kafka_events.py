@@ -10,10 +10,12 @@ producer appends to a partition in order, so the acknowledgement of a call's las
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import InvalidProducerEpoch, OutOfOrderSequenceNumber
 from aiokafka.partitioner import murmur2
 
 from shared.events import Message, encode
@@ -31,17 +33,20 @@ class KafkaCallEvents:
 
     def __init__(self, infra: InfraSettings, client_id: str, *, linger_ms: int = 5) -> None:
         self._prefix = infra.topic_prefix
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=infra.kafka_bootstrap,
-            client_id=client_id,
-            enable_idempotence=True,
-            linger_ms=linger_ms,
-            max_batch_size=512 * 1024,
-            request_timeout_ms=30_000,
-        )
+        self._options: dict[str, Any] = {
+            "bootstrap_servers": infra.kafka_bootstrap,
+            "client_id": client_id,
+            "enable_idempotence": True,
+            "linger_ms": linger_ms,
+            "max_batch_size": 512 * 1024,
+            "request_timeout_ms": 30_000,
+        }
+        self._producer = AIOKafkaProducer(**self._options)
         self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
         self._partitions: dict[tuple[Topic, bytes], int] = {}
+        self._broken = False
+        self._retired: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self._producer.start()
@@ -75,10 +80,46 @@ class KafkaCallEvents:
             self._partitions[(topic, key)] = cached
         return cached
 
+    async def _renew(self) -> None:
+        """A new producer (a new producer id) after the old one's sequence broke: after a broker restart
+        the idempotent producer can answer every send with OutOfOrderSequenceNumber for good, which left a
+        dialer unable to report any call end (the dispatcher then only freed its slots by lease expiry)."""
+        log.warning("renewing the call-events producer after a fatal sequence error")
+        old = self._producer
+        while True:
+            fresh = AIOKafkaProducer(**self._options)
+            try:
+                await fresh.start()
+                break
+            except Exception:
+                log.exception("starting a new call-events producer failed; retrying")
+                with contextlib.suppress(Exception):
+                    await fresh.stop()
+                await asyncio.sleep(1.0)
+        self._producer, self._broken = fresh, False
+        # Closing the old one waits for what it still holds; that must not hold up the new sends.
+        task = asyncio.create_task(_close_quietly(old))
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
+
+    def _acked(self, ack: asyncio.Future[Any], item: _Queued) -> None:
+        if not ack.cancelled() and isinstance(ack.exception(), _SEQUENCE_BROKEN):
+            # Sent again on a new producer: the send loop renews it before the next send.
+            self._broken = True
+            self._queue.put_nowait(item)
+            return
+        done = item[2]
+        if done is not None:
+            _settle(ack, done)
+        else:
+            _log_failure(ack)
+
     async def _send_loop(self) -> None:
         while True:
             event, headers, done = await self._queue.get()
             try:
+                if self._broken:
+                    await self._renew()
                 topic, key = topic_for(event), key_for(event)
                 ack = await self._producer.send(
                     topic.name_with(self._prefix),
@@ -87,10 +128,7 @@ class KafkaCallEvents:
                     partition=self._partition(topic, key),
                     headers=headers,
                 )
-                if done is not None:
-                    ack.add_done_callback(lambda a, d=done: _settle(a, d))
-                else:
-                    ack.add_done_callback(_log_failure)
+                ack.add_done_callback(lambda a, item=(event, headers, done): self._acked(a, item))
             except Exception as exc:  # the producer refused the message outright
                 log.exception(
                     "could not queue a call event", extra={"type": event.model_fields["type"].default}
@@ -99,6 +137,15 @@ class KafkaCallEvents:
                     done.set_exception(exc)
             finally:
                 self._queue.task_done()
+
+
+_SEQUENCE_BROKEN = (OutOfOrderSequenceNumber, InvalidProducerEpoch)
+"""Answers after which this producer's sends keep failing: only a new producer id gets through."""
+
+
+async def _close_quietly(producer: AIOKafkaProducer) -> None:
+    with contextlib.suppress(Exception):
+        await producer.stop()
 
 
 def _headers() -> list[tuple[str, bytes]]:

@@ -53,7 +53,10 @@ def create_app(settings: Settings) -> FastAPI:
     async def mongo() -> None:
         await ping(runtime().mongo)
 
-    install_common_routes(app, SERVICE, [kafka, mongo])
+    async def consumer() -> None:
+        await runtime().consumer.heartbeat.check()
+
+    install_common_routes(app, SERVICE, [kafka, mongo], [consumer])
     return app
 
 

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from dialer.entrypoints.offsets import OffsetTracker
 from dialer.handlers import Dialer
 from shared.events import CallRequested, decode
+from shared.liveness import Heartbeat
 from shared.telemetry import KafkaHeaders
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class CallRequestConsumer:
         max_active: int,
         poll_max_records: int,
         commit_interval_seconds: float,
+        stall_seconds: float = 300.0,
     ) -> None:
         self._consumer = consumer
         self._topic = topic
@@ -68,11 +70,14 @@ class CallRequestConsumer:
         self._last_commit = time.monotonic()
         self._handlings: set[asyncio.Future[None]] = set()
         self._claiming: set[asyncio.Task[None]] = set()
+        self.heartbeat = Heartbeat("call-requests consumer", stall_seconds=stall_seconds)
+        """Fails /healthz when the poll loop died or stopped going round."""
 
     async def start(self) -> None:
         self._consumer.subscribe([self._topic], listener=_Rebalance(self))
         await self._consumer.start()
         self._loop_task = asyncio.create_task(self._run(), name="call-requests consumer")
+        self.heartbeat.watch(self._loop_task)
 
     def stop_taking(self) -> None:
         """Stop claiming new requests; keep the group membership so in-flight offsets can be committed."""
@@ -82,6 +87,7 @@ class CallRequestConsumer:
         """Commit what finished and leave the group. Call after the dialer drained."""
         self._taking = False
         self._stopped.set()
+        self.heartbeat.stop()
         if self._loop_task is not None:
             await asyncio.gather(self._loop_task, return_exceptions=True)
         if self._claiming:
@@ -103,6 +109,7 @@ class CallRequestConsumer:
 
     async def _run(self) -> None:
         while not self._stopped.is_set():
+            self.heartbeat.beat()
             try:
                 await self._poll_once()
             except asyncio.CancelledError:

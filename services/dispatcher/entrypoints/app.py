@@ -3,13 +3,14 @@ stops the loops and saves the cursors before closing."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from dispatcher.bootstrap import CONSUMED, SERVICE, DispatcherRuntime, build_runtime
+from dispatcher.bootstrap import CONSUMED, SERVICE, DispatcherRuntime, build_runtime, terminate_process
 from dispatcher.config import Settings
 from shared.consumer_lag import ConsumerLagMonitor
 from shared.http import install_common_routes
@@ -32,10 +33,15 @@ def create_app(settings: Settings, *, on_fatal: Callable[[BaseException], None] 
         await runtime.consumer.start()
         lag = ConsumerLagMonitor(settings.infra, settings.consumer_group, CONSUMED)
         await lag.start()
+        # A consumer loop that died or stalled ends the process (as an apply failure does): a restart
+        # reloads the owned state and resumes from the committed offsets.
+        fatal = on_fatal or terminate_process
+        guard = asyncio.create_task(runtime.consumer.heartbeat.guard(lambda p: fatal(RuntimeError(p))))
         log.info("dispatcher started", extra={"instance": runtime.name})
         try:
             yield
         finally:
+            guard.cancel()
             try:
                 await lag.stop()
                 await runtime.consumer.stop()
@@ -58,7 +64,10 @@ def create_app(settings: Settings, *, on_fatal: Callable[[BaseException], None] 
     async def mongo() -> None:
         await ping(runtime().mongo)
 
-    install_common_routes(app, SERVICE, [kafka, mongo])
+    async def consumer() -> None:
+        await runtime().consumer.heartbeat.check()
+
+    install_common_routes(app, SERVICE, [kafka, mongo], [consumer])
 
     @app.get("/v1/dispatcher/ownership", include_in_schema=False)
     async def ownership() -> dict[str, object]:

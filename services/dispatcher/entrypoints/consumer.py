@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from dispatcher.handlers import Dispatcher
 from dispatcher.metrics import OWNED_PARTITIONS
 from shared.events import ContactSkipped, Message, decode
+from shared.liveness import Heartbeat
 from shared.telemetry import traceparent_of
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,13 @@ class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
 
 class DispatcherConsumer:
     def __init__(
-        self, consumer: AIOKafkaConsumer, topics: list[str], dispatcher: Dispatcher, *, max_records: int
+        self,
+        consumer: AIOKafkaConsumer,
+        topics: list[str],
+        dispatcher: Dispatcher,
+        *,
+        max_records: int,
+        stall_seconds: float = 300.0,
     ) -> None:
         self._consumer = consumer
         self._topics = topics
@@ -52,13 +59,17 @@ class DispatcherConsumer:
         self._applying = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.assigned_once = asyncio.Event()
+        self.heartbeat = Heartbeat("dispatcher consumer", stall_seconds=stall_seconds)
+        """Fails /healthz when the poll loop died (an error nothing handles) or stopped going round."""
 
     async def start(self) -> None:
         await self._consumer.start()
         self._consumer.subscribe(self._topics, listener=_Handover(self))
         self._task = asyncio.create_task(self._loop(), name="dispatcher-consumer")
+        self.heartbeat.watch(self._task)
 
     async def stop(self) -> None:
+        self.heartbeat.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -88,6 +99,7 @@ class DispatcherConsumer:
 
     async def _loop(self) -> None:
         while True:
+            self.heartbeat.beat()
             polled = await self._consumer.getmany(timeout_ms=200, max_records=self._max_records)
             if not polled:
                 continue

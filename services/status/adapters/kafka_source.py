@@ -18,6 +18,7 @@ from prometheus_client import Counter
 from pydantic import ValidationError
 
 from shared.events import decode
+from shared.liveness import Heartbeat
 from shared.settings import InfraSettings
 from shared.telemetry import traceparent_of
 from shared.topics import Topic
@@ -31,7 +32,8 @@ UNDECODABLE = Counter(
 
 
 class _Forget(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, on_change: Callable[[], None]) -> None:
+    def __init__(self, source: KafkaEventSource, on_change: Callable[[], None]) -> None:
+        self._source = source
         self._on_change = on_change
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -39,6 +41,8 @@ class _Forget(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self._on_change()
+        # Positions are back at the committed offsets: what was polled since is delivered again.
+        self._source.reassigned = True
 
 
 class KafkaEventSource:
@@ -70,6 +74,8 @@ class KafkaEventSource:
         }
         self._consumer_: AIOKafkaConsumer | None = None
         self._names = {topic.name_with(self._prefix): topic for topic in Topic}
+        self.reassigned = True
+        """Set when partitions were (re)assigned: the next chunk starts at the committed offsets."""
 
     @property
     def _consumer(self) -> AIOKafkaConsumer:
@@ -81,7 +87,7 @@ class KafkaEventSource:
         # aiokafka binds to the running loop, so the consumer is made here, not in the composition root.
         self._consumer_ = AIOKafkaConsumer(**self._options)
         await self._consumer.start()
-        self._consumer.subscribe(list(self._names), listener=_Forget(self._on_rebalance))
+        self._consumer.subscribe(list(self._names), listener=_Forget(self, self._on_rebalance))
 
     async def stop(self) -> None:
         await self._consumer.stop()
@@ -115,6 +121,18 @@ class KafkaEventSource:
                     )
                 )
         return records
+
+    def _partition(self, tp: TopicPartition) -> str:
+        topic = self._names.get(tp.topic)
+        return f"{topic.value if topic else tp.topic}:{tp.partition}"
+
+    async def reached(self, horizon: dict[str, int]) -> bool:
+        """Whether every assigned partition has been polled past its offset in `horizon`."""
+        for tp in self._consumer.assignment():
+            offset = horizon.get(self._partition(tp))
+            if offset is not None and await self._consumer.position(tp) <= offset:
+                return False
+        return True
 
     async def ready(self) -> None:
         """Raises unless the broker answers (readiness)."""
@@ -161,21 +179,49 @@ async def run_projection(
     catchup_records: int = 50_000,
     catchup_ms: int = 3_000,
     retry_seconds: float = 1.0,
+    heartbeat: Heartbeat | None = None,
+    horizon: Callable[[], Awaitable[dict[str, int]]] | None = None,
 ) -> None:
-    """Polls, projects, commits — until `stopping` is set. A failed chunk is retried from the last commit."""
+    """Polls, projects, commits — until `stopping` is set. Beats `heartbeat` once per round, so a round that
+    never ends shows as a stalled projector.
+
+    A chunk whose projection or commit failed is projected again as it was (the same records, after the
+    projector forgot what it held) until it succeeds: a different chunk could miss events the batch records
+    already count (handlers.Projector). After an assignment (the start, a rebalance) the positions are
+    back at the committed offsets and the first chunk polls on until it passes `horizon` — the offsets
+    the batch records hold — for the same reason. If polling itself fails part-way, the consumer goes back
+    to the committed offsets and gathers the chunk again."""
+    pending: list[Record] | None = None
+    rewind = False
     while not stopping.is_set():
+        if heartbeat is not None:
+            heartbeat.beat()
         try:
-            records = await next_chunk(source, catchup_records=catchup_records, catchup_ms=catchup_ms)
-            if records:
-                await project(records)
+            if pending is None:
+                if rewind:
+                    await source.rewind()
+                    source.reassigned, rewind = True, False
+                records = await next_chunk(source, catchup_records=catchup_records, catchup_ms=catchup_ms)
+                if source.reassigned and horizon is not None:
+                    source.reassigned = False
+                    until = await horizon()
+                    while not await source.reached(until):
+                        if heartbeat is not None:
+                            heartbeat.beat()
+                        records.extend(await source.poll())
+                source.reassigned = False
+                pending = records
+            if pending:
+                await project(pending)
                 await source.commit()
+            pending = None
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("projection failed; rewinding to the last commit")
+            if pending is None:
+                log.exception("polling failed; going back to the last commit")
+                rewind = True
+            else:
+                log.exception("projection failed; projecting the same records again")
             forget()
-            try:
-                await source.rewind()
-            except Exception:
-                log.exception("rewind failed")
             await asyncio.sleep(retry_seconds)

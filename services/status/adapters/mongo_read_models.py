@@ -5,6 +5,11 @@ proportion to the collection's size (measured: 16 ms at 1,000 documents, 45 ms a
 and equality reads stay flat. So the large collections are insert-only (ADR 0041): each change of a call is
 a new version document, each feed entry its own document. Only the batch documents (one per batch) are
 replaced. Every hot read is an equality lookup FerretDB pushes down to SQL.
+
+Each batch has two documents of the same shape (ADR 0043): the projector's record in `status_batch_ledger`,
+written before a chunk's call versions (it holds the Kafka offsets that make a replay safe), and the
+document readers see in `status_batches`, written after them — so no reader sees a batch complete, or
+counting a call as finished, before that call's document says so.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from shared.mongo import Document
+from shared.mongo import MAX_BULK_UPDATES, Document
 from status.adapters.documents import (
     ROW_BUCKET,
     batch_from_doc,
@@ -36,11 +41,12 @@ from status.ports import (
 )
 
 BATCHES = "status_batches"
+LEDGER = "status_batch_ledger"
 CALLS = "status_calls"
 VACATED = "status_call_vacated"
 FEED = "status_feed"
 OUTBOX = "status_webhook_outbox"
-READ_MODELS = (BATCHES, CALLS, VACATED, FEED)
+READ_MODELS = (BATCHES, LEDGER, CALLS, VACATED, FEED)
 """The collections a rebuild drops and replays (the webhook outbox and settings are not read models)."""
 
 _DUPLICATE_KEY = 11000
@@ -116,6 +122,15 @@ async def insert_new(collection: AsyncCollection[Document], docs: Sequence[Docum
                 pending = pending[int(errors[0]["index"]) + 1 :]
 
 
+async def _replace(collection: AsyncCollection[Document], batches: Sequence[StoredBatch]) -> None:
+    docs = [batch_to_doc(b) for b in batches]
+    for start in range(0, len(docs), MAX_BULK_UPDATES):
+        await collection.bulk_write(
+            [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs[start : start + MAX_BULK_UPDATES]],
+            ordered=True,
+        )
+
+
 def _latest(docs: Sequence[Document]) -> dict[str, Document]:
     """The highest version of each contact among `docs`."""
     latest: dict[str, Document] = {}
@@ -132,6 +147,7 @@ class MongoReadModels:
     def __init__(self, db: AsyncDatabase[Document], *, now_ms: Callable[[], int]) -> None:
         self._db = db
         self._batches = db[BATCHES]
+        self._ledger = db[LEDGER]
         self._calls = db[CALLS]
         self._vacated = db[VACATED]
         self._feed = db[FEED]
@@ -158,7 +174,10 @@ class MongoReadModels:
     # --- ReadModels (the projector) --------------------------------------------------------------------
 
     async def load_batch(self, batch_id: str) -> StoredBatch | None:
-        doc = await self._batches.find_one({"_id": batch_id})
+        # A batch projected before the ledger existed has only its shown document, which was then the record.
+        doc = await self._ledger.find_one({"_id": batch_id})
+        if doc is None:
+            doc = await self._batches.find_one({"_id": batch_id})
         return batch_from_doc(doc) if doc else None
 
     async def load_calls(self, contact_ids: Sequence[str]) -> Mapping[str, StoredCall]:
@@ -170,23 +189,48 @@ class MongoReadModels:
                 found[contact_id] = stored
         return found
 
+    async def load_batch_calls(self, batch_id: str) -> Mapping[str, StoredCall]:
+        # One scan for the whole batch: on FerretDB's SQLite backend a `contact_id` lookup scans the whole
+        # collection too, so reading a cold chunk's calls one by one costs a scan per contact (ADR 0043).
+        latest: dict[str, Document] = {}
+        async for doc in self._calls.find({"batch_id": batch_id}):
+            have = latest.get(doc["contact_id"])
+            if have is None or doc["v"] > have["v"]:
+                latest[doc["contact_id"]] = doc
+        return {c: StoredCall(call_from_doc(d), d["v"], d["pos"]) for c, d in latest.items()}
+
+    async def ledger_horizon(self) -> dict[str, int]:
+        """Per Kafka partition, the highest offset any batch record holds: after a restart, the projector's
+        first chunk reaches this far, so it holds every event a crash may have left half-written."""
+        horizon: dict[str, int] = {}
+        async for doc in self._ledger.find({}, {"offsets": 1}):
+            for entry in doc.get("offsets") or ():
+                partition, offset = entry["p"], int(entry["o"])
+                if offset > horizon.get(partition, -1):
+                    horizon[partition] = offset
+        return horizon
+
     async def save(self, changes: Changes) -> None:
         if changes.feed:
             await insert_new(self._feed, _feed_fragments(changes.feed))
         if changes.outbox:
             await insert_new(self._outbox, [_outbox_to_doc(i) for i in changes.outbox])
         if changes.batches:
-            docs = [batch_to_doc(b) for b in changes.batches]
-            await self._batches.bulk_write(
-                [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=True
-            )
+            await _replace(self._ledger, changes.batches)
         if changes.calls:
             vacated = _vacated_fragments(changes)
             if vacated:
                 await insert_new(self._vacated, vacated)
             await insert_new(self._calls, [call_to_doc(w.view, w.version, w.pos) for w in changes.calls])
+        if changes.shown:
+            await _replace(self._batches, changes.shown)
 
     # --- queries (the API) -----------------------------------------------------------------------------
+
+    async def shown_batch(self, batch_id: str) -> StoredBatch | None:
+        """The batch document readers see (never ahead of its call documents)."""
+        doc = await self._batches.find_one({"_id": batch_id})
+        return batch_from_doc(doc) if doc else None
 
     async def latest_call(self, contact_id: str) -> StoredCall | None:
         docs = [d async for d in self._calls.find({"contact_id": contact_id})]

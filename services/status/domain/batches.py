@@ -303,9 +303,13 @@ class BatchView:
 
     @property
     def is_complete(self) -> bool:
-        """Every contact is terminal."""
-        counts = self.shown_counts
-        return counts.active == 0 and counts.waiting == 0 and (self.accepted or self.ingested) is not None
+        """Every contact is terminal in its call document. A cancelled batch shows its waiting contacts as
+        cancelled at once, but is complete only once their cancellations are projected too, so a reader of
+        a complete batch never finds a call still waiting."""
+        counts = self.counts
+        unseen = max(0, self.total - counts.seen)
+        started = (self.accepted or self.ingested) is not None
+        return counts.active == 0 and counts.waiting + unseen == 0 and started
 
     @property
     def status(self) -> BatchStatus:

@@ -57,7 +57,7 @@ class BatchCache:
         future: asyncio.Future[StoredBatch | None] = asyncio.get_running_loop().create_future()
         self._reads[batch_id] = future
         try:
-            stored = await self._read_models.load_batch(batch_id)
+            stored = await self._read_models.shown_batch(batch_id)
         except Exception as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: a waiter re-raises it, nobody else logs it

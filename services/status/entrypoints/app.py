@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
 
 from shared.http import install_common_routes
+from shared.liveness import Heartbeat
 from shared.mongo import ping
 from shared.telemetry import configure_logging, configure_tracing
 from status.adapters.kafka_source import run_projection
@@ -24,10 +27,17 @@ from status.handlers import WebhookDeliverer
 log = logging.getLogger(__name__)
 
 
-def create_app(container: Container) -> FastAPI:
-    """The app over an already built container (tests build their own)."""
+def _terminate(problem: str) -> None:
+    # SIGTERM runs the lifespan's shutdown; the supervisor (or Kubernetes) starts a fresh process.
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def create_app(container: Container, *, on_dead_projector: Callable[[str], None] | None = None) -> FastAPI:
+    """The app over an already built container (tests build their own). With `on_dead_projector`, a
+    projector that died or stalled is also acted on (the process ends it), not only reported by /healthz."""
     settings = container.settings
     stopping = asyncio.Event()
+    heartbeat = Heartbeat("status projector", stall_seconds=settings.projector_stall_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -35,21 +45,26 @@ def create_app(container: Container) -> FastAPI:
         await container.webhooks.ensure_indexes()
         tasks: list[asyncio.Task[None]] = []
         sender: HttpxSender | None = None
+        guard: asyncio.Task[None] | None = None
         if container.source is not None:
             await container.source.start()
-            tasks.append(
-                asyncio.create_task(
-                    run_projection(
-                        container.source,
-                        container.projector.project,
-                        container.projector.forget,
-                        stopping,
-                        catchup_records=settings.catchup_max_records,
-                        catchup_ms=settings.catchup_max_ms,
-                    ),
-                    name="status-projector",
-                )
+            projector = asyncio.create_task(
+                run_projection(
+                    container.source,
+                    container.projector.project,
+                    container.projector.forget,
+                    stopping,
+                    catchup_records=settings.catchup_max_records,
+                    catchup_ms=settings.catchup_max_ms,
+                    heartbeat=heartbeat,
+                    horizon=container.read_models.ledger_horizon,
+                ),
+                name="status-projector",
             )
+            heartbeat.watch(projector)
+            tasks.append(projector)
+            if on_dead_projector is not None:
+                guard = asyncio.create_task(heartbeat.guard(on_dead_projector), name="status-projector-guard")
         if settings.deliver_webhooks:
             sender = HttpxSender(settings.webhook_timeout_seconds)
             deliverer = WebhookDeliverer(
@@ -70,6 +85,9 @@ def create_app(container: Container) -> FastAPI:
             yield
         finally:
             stopping.set()
+            heartbeat.stop()
+            if guard is not None:
+                guard.cancel()
             for task in tasks:
                 try:
                     await asyncio.wait_for(task, timeout=10)
@@ -101,14 +119,19 @@ def create_app(container: Container) -> FastAPI:
         await ping(container.client)
 
     checks = [mongo]
+    liveness = []
     if container.source is not None:
         source = container.source
 
         async def kafka() -> None:
             await source.ready()
 
+        async def projector() -> None:
+            await heartbeat.check()
+
         checks.append(kafka)
-    install_common_routes(app, "status", checks)
+        liveness.append(projector)
+    install_common_routes(app, "status", checks, liveness)
     for prefix in PREFIXES:
         app.include_router(batch_router(), prefix=prefix)
     app.include_router(usage_router())
@@ -120,4 +143,4 @@ def create_app(container: Container) -> FastAPI:
 def build_app(settings: Settings) -> FastAPI:
     configure_logging("status", settings.infra)
     configure_tracing("status", settings.infra)
-    return create_app(build(settings))
+    return create_app(build(settings), on_dead_projector=_terminate)

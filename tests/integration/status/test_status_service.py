@@ -333,7 +333,7 @@ async def test_replay_into_empty_read_models_gives_identical_documents(
     mongo = make_client(status_env.infra, "test-status-replay")
     read_models = MongoReadModels(database(mongo, status_env.infra), now_ms=lambda: int(time.time() * 1000))
     try:
-        before_batch = await read_models.load_batch(h.batch_id)
+        before_batch = await read_models.shown_batch(h.batch_id)
         before_calls = await read_models.calls_by_rows(h.batch_id, 1, 230)
         assert before_batch is not None and len(before_calls) == 230
         await projected["running"].stop()
@@ -350,7 +350,7 @@ async def test_replay_into_empty_read_models_gives_identical_documents(
                 await wait_for(complete, within=120)
         finally:
             await replay.stop()
-        after_batch = await read_models.load_batch(h.batch_id)
+        after_batch = await read_models.shown_batch(h.batch_id)
         after_calls = await read_models.calls_by_rows(h.batch_id, 1, 230)
         assert after_batch is not None
         assert [c.view for c in after_calls] == [c.view for c in before_calls]
