@@ -43,6 +43,7 @@ FIGURES: list[tuple[str, str, str, str, str]] = [
     ("status", "status_p50_ms", "status: GET …/status p50 (ms)", "≤ 5", "le:5"),
     ("status", "status_p99_ms", "status: GET …/status p99 (ms)", "≤ 25", "le:25"),
     ("status", "calls_page_p99_ms", "status: page 500 of failed calls, p99 (ms)", "≤ 50", "le:50"),
+    ("pipeline", "contacts", "pipeline: contacts in the measured run", "100,000", "ge:100000"),
     ("pipeline", "calls_per_second", "pipeline: contacts/s, upload → all terminal", "≥ 1,000", "ge:1000"),
     ("pipeline", "seconds_to_all_terminal", "pipeline: seconds to all terminal", "—", ""),
     ("pipeline", "max_projection_lag_ms", "pipeline: max projection lag (ms)", "—", ""),
