@@ -400,25 +400,32 @@ find_nginx() {
     fi
 }
 
-ensure_nginx() {
-    find_nginx >/dev/null && return 0
-    local log=$LOGS/gateway-install.log guard=""
-    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-        err "gateway: nginx is missing: install it: apt-get install nginx"
-        return 1
-    fi
-    say "gateway: installing nginx (apt-get install nginx; log: $(rel "$log")) ..."
-    # Keep the package's init script from starting a system nginx on port 80.
+apt_install() {  # <part> <package> <log>: apt-get install as root, without letting the package start a
+    # system service (a policy-rc.d that refuses, removed again unless it was there before)
+    local part=$1 pkg=$2 log=$3 guard=""
+    say "$part: installing $pkg (apt-get install $pkg; log: $(rel "$log")) ..."
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=1
     fi
-    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx; } >"$log" 2>&1; then
+    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$pkg"; } >"$log" 2>&1; then
         [[ -n $guard ]] && rm -f /usr/sbin/policy-rc.d
-        err "gateway: apt-get install nginx failed (see $(rel "$log")): install it by hand: apt-get update && apt-get install -y nginx"
+        err "$part: apt-get install $pkg failed (see $(rel "$log")): install it by hand: apt-get update && apt-get install -y $pkg"
         tail -n 10 "$log" >&2
         return 1
     fi
     [[ -n $guard ]] && rm -f /usr/sbin/policy-rc.d
+    return 0
+}
+
+ensure_nginx() {
+    find_nginx >/dev/null && return 0
+    local log=$LOGS/gateway-install.log
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        err "gateway: nginx is missing: install it: apt-get install nginx"
+        return 1
+    fi
+    # Keep the package's init script from starting a system nginx on port 80.
+    apt_install gateway nginx "$log" || return 1
     find_nginx >/dev/null || { err "gateway: nginx still not found after installing it (see $(rel "$log"))"; return 1; }
 }
 
@@ -450,7 +457,7 @@ as_pg() {  # run a command as the PostgreSQL owner (exec, no extra process: setp
 }
 
 ensure_postgres() {
-    local log=$LOGS/postgres-install.log guard=""
+    local log=$LOGS/postgres-install.log
     if find_pg_bin >/dev/null; then
         if [[ $(id -u) -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
             err "postgres: the 'postgres' system user is missing (PostgreSQL will not run as root): reinstall the package: apt-get install --reinstall postgresql-common"
@@ -466,18 +473,8 @@ ensure_postgres() {
         err "postgres: PostgreSQL is missing: install it: apt-get install postgresql (or use BC_FERRETDB_BACKEND=sqlite)"
         return 1
     fi
-    say "postgres: installing PostgreSQL (apt-get install postgresql; log: $(rel "$log")) ..."
     # Keep the package from starting a system cluster on port 5432: we run our own.
-    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=1
-    fi
-    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql; } >"$log" 2>&1; then
-        [[ -n $guard ]] && rm -f /usr/sbin/policy-rc.d
-        err "postgres: apt-get install postgresql failed (see $(rel "$log")): install it by hand: apt-get update && apt-get install -y postgresql"
-        tail -n 10 "$log" >&2
-        return 1
-    fi
-    [[ -n $guard ]] && rm -f /usr/sbin/policy-rc.d
+    apt_install postgres postgresql "$log" || return 1
     find_pg_bin >/dev/null || { err "postgres: no /usr/lib/postgresql/*/bin/postgres after installing it (see $(rel "$log"))"; return 1; }
 }
 

@@ -144,18 +144,23 @@ async def publish_batch(
             "row count changed between upload and publishing",
             extra={"batch_id": batch.batch_id, "counted": batch.total_rows, "published": rows_seen},
         )
-    cursor = cursor.model_copy(
-        update={
-            "rows_done": rows_seen,
-            "accepted": judge.accepted,
-            "skipped": judge.skipped_total,
-            "updated_at": deps.clock(),
-        }
-    )
+    cursor = _advanced(cursor, rows_seen, judge, deps.clock())
     await deps.events.publish([cursor.ingested_event(deps.clock(), rows_seen)])
     cursor = cursor.model_copy(update={"state": "ingested", "updated_at": deps.clock()})
     await deps.cursors.save(cursor)
     return cursor
+
+
+def _advanced(cursor: PublishCursor, rows_done: int, judge: RowJudge, now: datetime) -> PublishCursor:
+    """The cursor after every row up to `rows_done` is published, with the judge's running counts."""
+    return cursor.model_copy(
+        update={
+            "rows_done": rows_done,
+            "accepted": judge.accepted,
+            "skipped": judge.skipped_total,
+            "updated_at": now,
+        }
+    )
 
 
 async def _publish_rows(
@@ -190,14 +195,7 @@ async def _publish_rows(
         rows_seen = block.records[-1].row_number
         if fresh:
             await deps.events.publish_contacts(batch, fresh, deps.clock())
-            cursor = cursor.model_copy(
-                update={
-                    "rows_done": rows_seen,
-                    "accepted": judge.accepted,
-                    "skipped": judge.skipped_total,
-                    "updated_at": deps.clock(),
-                }
-            )
+            cursor = _advanced(cursor, rows_seen, judge, deps.clock())
             await writes.save(cursor)
     return cursor, rows_seen
 

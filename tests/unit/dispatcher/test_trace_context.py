@@ -3,13 +3,10 @@ retry after a failed attempt and the terminal event all continue the trace their
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from dispatcher.adapters.mongo_store import entry_doc, entry_of, segment_docs, segment_entries
@@ -27,19 +24,6 @@ UPLOAD = f"00-{UPLOAD_TRACE}-{UPLOAD_SPAN}-01"
 CALL_TRACE = "0af7651916cd43dd8448eb211c80319c"
 CALL_SPAN = "b7ad6b7169203331"
 CALL = f"00-{CALL_TRACE}-{CALL_SPAN}-01"
-
-
-@pytest.fixture(scope="module")
-def spans() -> Iterator[InMemorySpanExporter]:
-    """Spans recorded in memory, whether or not another test already installed the global provider."""
-    exporter = InMemorySpanExporter()
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        trace.set_tracer_provider(TracerProvider())
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield exporter
-    exporter.shutdown()
 
 
 def ids(span: ReadableSpan) -> tuple[str, str, str]:

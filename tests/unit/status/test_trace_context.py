@@ -3,13 +3,9 @@ at a handful of spans per chunk rather than one per event."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from status.entrypoints.projector import MAX_LINKS, MeasuredProjector, chunk_spans
@@ -25,19 +21,6 @@ OTHER = "0af7651916cd43dd8448eb211c80319c"
 
 def traceparent(trace_id: str, n: int) -> str:
     return f"00-{trace_id}-{n + 1:016x}-01"
-
-
-@pytest.fixture(scope="module")
-def spans() -> Iterator[InMemorySpanExporter]:
-    """Spans recorded in memory, whether or not another test already installed the global provider."""
-    exporter = InMemorySpanExporter()
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        trace.set_tracer_provider(TracerProvider())
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield exporter
-    exporter.shutdown()
 
 
 async def test_one_span_per_trace_in_a_chunk_child_of_its_first_event(spans: InMemorySpanExporter) -> None:
