@@ -177,9 +177,14 @@ class CallRequested(Message):
     )
     not_before: AwareDatetime | None = Field(
         default=None,
-        description="The planned start: the dialer starts the call at this time, or up to "
-        "START_TOLERANCE_SECONDS later, or not at all (it then ends the attempt as a system error, "
+        description="The planned start: the dialer starts the call at this time, or later up to "
+        "`start_by`, or not at all (it then ends the attempt as a system error, "
         "provider code `slot_missed`). Absent: start at once (requests from before start slots).",
+    )
+    start_by: AwareDatetime | None = Field(
+        default=None,
+        description="The latest start the slot allows (from `not_before` to here; docs/adr/0024). "
+        "Absent: `not_before` plus START_TOLERANCE_SECONDS.",
     )
 
 

@@ -21,6 +21,12 @@ from shared.settings import InfraSettings
 from shared.telemetry import inject_headers
 from shared.topics import Topic, key_for, topic_for
 
+CONSUMER_METADATA_MAX_AGE_MS = 10_000
+"""How often a consumer refreshes its view of the cluster (aiokafka's default is five minutes). A consumer
+that subscribed while a topic's creation had not reached the broker's metadata yet sees no partitions of
+it, joins its group with an empty assignment and stays idle until the next refresh: one stale view cost a
+stack five idle minutes after a restart. Ten seconds bounds that, for a metadata request per consumer."""
+
 
 def make_broker(infra: InfraSettings, client_id: str, **options: Any) -> KafkaBroker:
     """A faststream broker for a service's subscribers (the composition root passes the middlewares)."""
@@ -105,5 +111,29 @@ async def ensure_topics(infra: InfraSettings, topics: Sequence[Topic] = tuple(To
         ]
         if missing:
             await admin.create_topics(missing)
+        # Created is not yet visible: a consumer subscribing now could see no partitions of a new topic.
+        wanted = [t.name_with(infra.topic_prefix) for t in topics]
+        deadline = asyncio.get_running_loop().time() + TOPIC_VISIBLE_SECONDS
+        while not _all_visible(await admin.describe_topics(wanted), wanted):
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"topics not visible in the cluster's metadata: {sorted(wanted)}")
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
+
+
+TOPIC_VISIBLE_SECONDS = 30.0
+"""How long `ensure_topics` waits for created topics to show all their partitions, with leaders."""
+
+
+def _all_visible(described: Sequence[Mapping[str, Any]], wanted: Iterable[str]) -> bool:
+    """Every wanted topic is known, with partitions that all have a leader. (Not the configured count: a
+    topic an operator created with other partition counts is theirs to keep.)"""
+    led = {
+        d["topic"]
+        for d in described
+        if d.get("error_code", 0) == 0
+        and d.get("partitions")
+        and all(p.get("leader", -1) >= 0 for p in d["partitions"])
+    }
+    return all(name in led for name in wanted)

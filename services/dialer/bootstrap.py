@@ -21,6 +21,7 @@ from dialer.domain.simulation import CallSimulator
 from dialer.entrypoints.consumer import CallRequestConsumer
 from dialer.handlers import Dialer, DialPolicy
 from dialer.ports import TelephonyProvider
+from shared.kafka import CONSUMER_METADATA_MAX_AGE_MS
 from shared.mongo import Document, database, make_client
 from shared.runner import instance_name
 from shared.topics import Topic
@@ -102,6 +103,7 @@ def build_runtime(settings: Settings) -> DialerRuntime:
         max_poll_records=settings.poll_max_records,
         # Generous: while draining on SIGTERM the consumer keeps polling with its partitions paused.
         max_poll_interval_ms=int(max(300.0, settings.drain_seconds + 60.0) * 1000),
+        metadata_max_age_ms=CONSUMER_METADATA_MAX_AGE_MS,
     )
     consumer = CallRequestConsumer(
         kafka_consumer,

@@ -7,8 +7,9 @@ alone (its dialer is still on the call, or died: the dispatcher's lease expiry r
 The outcome is stored on the claim before the end event is published.
 
 Start slots (docs/adr/0024): a request with `not_before` waits in its own call task until then, and is
-dialed only if it is still within `START_TOLERANCE_SECONDS` of it; a request that comes too late is ended
-as a system error (`slot_missed`, not billed) without dialing, and the dispatcher plans it again.
+dialed only if it is still within its slot (until `start_by`, or `START_TOLERANCE_SECONDS` after
+`not_before` when the request has no end); a request that comes too late is ended as a system error
+(`slot_missed`, not billed) without dialing, and the dispatcher plans it again.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class DialPolicy:
     outcome_write_attempts: int = 5
     """Tries to store an outcome before giving up (the lease expiry then retries the contact)."""
     start_tolerance_seconds: float = START_TOLERANCE_SECONDS
-    """How late after its slot a call may still start; the dispatcher's slot spacing depends on it."""
+    """How late after its slot a call may still start when the request does not say (`start_by`)."""
 
 
 async def _done() -> None:
@@ -174,7 +175,7 @@ class Dialer:
         started_at = self._clock()
         if request.not_before is not None:
             late = (started_at - request.not_before).total_seconds()
-            if late > self._policy.start_tolerance_seconds:
+            if late > self._slack(request):
                 await self._missed(request, token, started_at, late)
                 return
         progress = _Progress(request, self._events, self._clock)
@@ -204,6 +205,13 @@ class Dialer:
         self._metrics.call_ended(ended.outcome, ended.duration_seconds)
         # All of a call's events share its workspace key, so this acknowledgement covers the earlier ones.
         await self._events.emit_confirmed(ended)
+
+    def _slack(self, request: CallRequested) -> float:
+        """How late after `not_before` this call may still start: the slot's own end when it has one."""
+        assert request.not_before is not None
+        if request.start_by is not None:
+            return max(0.0, (request.start_by - request.not_before).total_seconds())
+        return self._policy.start_tolerance_seconds
 
     async def _until(self, at: datetime) -> None:
         # A timer may fire a little early (clock resolution) or the wall clock may step: wait again.

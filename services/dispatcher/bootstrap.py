@@ -17,7 +17,7 @@ from dispatcher.adapters.workspace_plans import DirectoryPlanLimits, SharedDoNot
 from dispatcher.config import Settings
 from dispatcher.entrypoints.consumer import DispatcherConsumer
 from dispatcher.handlers import Dispatcher
-from shared.kafka import EventPublisher
+from shared.kafka import CONSUMER_METADATA_MAX_AGE_MS, EventPublisher
 from shared.mongo import Document, database, make_client
 from shared.runner import instance_name
 from shared.topics import Topic
@@ -80,6 +80,7 @@ def build_runtime(
         max_poll_records=settings.poll_max_records,
         session_timeout_ms=10_000,
         heartbeat_interval_ms=2_000,
+        metadata_max_age_ms=CONSUMER_METADATA_MAX_AGE_MS,
     )
     consumer = DispatcherConsumer(
         kafka_consumer,

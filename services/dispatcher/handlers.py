@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from uuid import UUID
 
@@ -26,12 +26,11 @@ from dispatcher.domain.lease import LEASE_GRACE, Lease
 from dispatcher.domain.recipient_zone import lane_key
 from dispatcher.domain.retry_policy import Finish, Retry
 from dispatcher.domain.start_rate import (
-    DIALER_HOP_SECONDS,
-    MAX_PUBLISH_LAG_SECONDS,
-    SAFETY_MARGIN_SECONDS,
     DialerPace,
+    Slot,
     StartSlots,
     expected_lag,
+    handover_quiet_seconds,
     window_of,
 )
 from dispatcher.metrics import (
@@ -123,7 +122,7 @@ class Workspace:
     """Expected seconds from a round's start to its requests' acknowledgement: slots begin after it."""
     quiet_until: float = 0.0
     """A new owner does not know its predecessor's last slots: it plans nothing for one window span past
-    the furthest slot the predecessor may have planned (its publish lag and lead)."""
+    the furthest a predecessor's slot may reach (its publish lag, learned hop, lead and slack)."""
     needs_quiet: bool = True
     owned_since: float = 0.0
     gauges_at: float = 0.0
@@ -715,14 +714,7 @@ class Dispatcher:
             self._export_gauges(workspace, now, max_concurrent)
         if workspace.needs_quiet:
             span, _ = window_of(cps)
-            workspace.quiet_until = (
-                workspace.owned_since
-                + MAX_PUBLISH_LAG_SECONDS
-                + DIALER_HOP_SECONDS
-                + workspace.slots.lead
-                + span
-                + SAFETY_MARGIN_SECONDS
-            )
+            workspace.quiet_until = workspace.owned_since + handover_quiet_seconds(span)
             workspace.needs_quiet = False
         if t < workspace.quiet_until:
             return workspace.quiet_until - t
@@ -734,9 +726,9 @@ class Dispatcher:
         # starts; a slot's call request holds its lease while it waits in the dialer.
         earliest = t + workspace.publish_lag + workspace.pace.hop
         rate = workspace.pace.rate(cps)  # the plan's rate, or less while the dialers fall behind it
-        slots = workspace.slots.take(earliest, rate, min(free, self._max_round))
+        slots = workspace.slots.take(earliest, cps, min(free, self._max_round), rate=rate)
         if not slots:
-            return max(0.001, workspace.slots.wait(earliest, rate))
+            return max(0.001, workspace.slots.wait(earliest, cps, rate=rate))
         picked = await self._pick(workspace, len(slots), now)
         if not picked:
             workspace.slots.give_back(len(slots))
@@ -891,7 +883,7 @@ class Dispatcher:
         picked: list[QueuedContact],
         now: datetime,
         t: float,
-        slots: Sequence[float],
+        slots: Sequence[Slot],
     ) -> None:
         """Request calls for `picked` at the planned `slots` (one each, earliest first); the slots of
         contacts that are not requested after all are given back."""
@@ -927,8 +919,9 @@ class Dispatcher:
         for (contact, batch), slot in zip(dial, slots, strict=False):
             agent = batch.agent
             assert agent is not None  # dispatchable() checked it
-            # The lease runs from the planned start: the request waits in the dialer until then.
-            starts = datetime.fromtimestamp(slot, now.tzinfo)
+            # The lease runs from the latest start the slot allows: the request may wait in the dialer until
+            # then. (A request skipped below moves the later ones to earlier slots: their leases only grow.)
+            starts = datetime.fromtimestamp(slot.by, now.tzinfo)
             leases.append(
                 Lease(
                     attempt_id=attempt_id(contact.contact_id, contact.attempt_number),
@@ -964,8 +957,7 @@ class Dispatcher:
                 workspace.leases[lease.attempt_id] = lease
                 batch = workspace.batches[lease.contact.batch_id]
                 # Slots in order: a request skipped above leaves the latest slots unused, never a gap.
-                not_before = datetime.fromtimestamp(slots[len(requests)], now.tzinfo)
-                request = self._request(workspace, batch, lease, not_before)
+                request = self._request(workspace, batch, lease, slots[len(requests)], now.tzinfo)
                 requests.append(request)
                 if lease.contact.trace:
                     # The contact waited outside any span (minutes, or a day): the dial continues the trace
@@ -1001,7 +993,7 @@ class Dispatcher:
         await self._commit(workspace, fx)
 
     def _request(
-        self, workspace: Workspace, batch: Batch, lease: Lease, not_before: datetime
+        self, workspace: Workspace, batch: Batch, lease: Lease, slot: Slot, zone: tzinfo | None
     ) -> CallRequested:
         contact = lease.contact
         assert batch.agent is not None
@@ -1018,7 +1010,8 @@ class Dispatcher:
             variables=contact.variables,
             agent=batch.agent,
             lease_expires_at=lease.expires_at,
-            not_before=not_before,
+            not_before=datetime.fromtimestamp(slot.start, zone),
+            start_by=datetime.fromtimestamp(slot.by, zone),
         )
 
     # --- cancel, dry run and completion --------------------------------------------------------------------

@@ -1,11 +1,20 @@
-"""Calls-per-second as start slots: each call request carries the time its call may start (`not_before`).
+"""Calls-per-second as start slots: each call request carries the interval its call may start in
+(`not_before` .. `start_by`).
 
-The dispatcher plans a workspace's starts itself instead of trusting that requests reach the dialers evenly:
-slots are spaced `(span + margin) / limit` apart, planned up to `lead` seconds ahead so that a slow round
-does not leave the plan's rate unused, and a slot is only planned if the window of `span + margin` seconds
-that ends at it holds fewer than `limit` slots (this guards plan changes, where the spacing alone would not).
-The dialer starts each call within `START_TOLERANCE_SECONDS` after its slot, or not at all; since the margin
-is more than that tolerance, no one-second window of real starts holds more than the plan allows.
+The dispatcher plans a workspace's starts itself instead of trusting that requests reach the dialers evenly.
+Each slot is an interval `[start, by]`: the dialer starts the call somewhere inside it, or not at all. A
+slot may be planned at `start` only if fewer than `limit` planned slots end (`by`) at or after
+`start - span - CLOCK_SLACK`: every window of one span that can hold this call's start can then hold at
+most `limit - 1` others (they all start at or before it, and end after the window opens), whatever the
+dialers' lateness inside each interval. Planned in increasing `start`, the rule holds for every window.
+
+How long a slot stays open (`by - start`) is the slot's slack for a late dialer. Near the plan's rate it is
+the short `START_TOLERANCE_SECONDS` (45 ms; a slot that ends later keeps its window occupied longer and so
+costs rate). When a workspace is started far below its plan (a high plan, the dialers are the bottleneck)
+the windows have room, and a slot gets up to `MAX_SLACK_SECONDS`: a busy dialer starting a call late then
+still keeps the plan instead of missing the slot and sending it round again (docs/adr/0024).
+Slots are spaced `(span + tolerance + CLOCK_SLACK) / limit` apart at the rate planned at, so a plan's
+starts are spread over its window, not bunched at its start.
 """
 
 from __future__ import annotations
@@ -13,13 +22,21 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from shared.events import START_TOLERANCE_SECONDS
 
-SAFETY_MARGIN_SECONDS = START_TOLERANCE_SECONDS + 0.005
-"""Added to the span between slots that could share a window: a start the dialer makes late within its
-tolerance must not bring two windows' starts into one (strictly more than the tolerance, so even the
-latest allowed start leaves a gap)."""
+CLOCK_SLACK_SECONDS = 0.005
+"""Kept between the end of one window's slots and the next: clock resolution and rounding (a start at the
+very end of its interval must not share a closed window with one a full span later)."""
+
+SAFETY_MARGIN_SECONDS = START_TOLERANCE_SECONDS + CLOCK_SLACK_SECONDS
+"""Added to the span between slots that could share a window at the plan's rate: a start the dialer makes
+late within its tolerance must not bring two windows' starts into one."""
+
+MAX_SLACK_SECONDS = 2.0
+"""The longest a slot stays open when its workspace runs far below its plan: how late a backlogged dialer
+may still start the call (a cancel or pause reaches such a request no later than this after its slot)."""
 
 LEAD_SECONDS = 0.5
 """How far ahead of the earliest possible start slots are planned: the slack for the hop from the
@@ -37,6 +54,20 @@ MAX_PUBLISH_LAG_SECONDS = 1.0
 """The most a workspace's expected publish lag (round start to acknowledged request) shifts its slots."""
 
 
+def handover_quiet_seconds(span: float) -> float:
+    """How long a new owner of a workspace plans nothing: its predecessor's slots may start as late as its
+    largest publish lag, learned hop and lead allow, and stay open for the longest slack; one window span
+    after that, none of them can share a window with a new slot."""
+    return (
+        MAX_PUBLISH_LAG_SECONDS
+        + MAX_DIALER_HOP_SECONDS
+        + LEAD_SECONDS
+        + MAX_SLACK_SECONDS
+        + span
+        + CLOCK_SLACK_SECONDS
+    )
+
+
 def window_of(calls_per_second: float) -> tuple[float, int]:
     """(span in seconds, starts allowed per span) for a plan's rate; below 1/s the span widens instead."""
     if calls_per_second >= 1:
@@ -44,65 +75,112 @@ def window_of(calls_per_second: float) -> tuple[float, int]:
     return 1.0 / calls_per_second, 1
 
 
+class Slot(NamedTuple):
+    """When a call may start (seconds on the wall clock): not before `start`, not after `by`."""
+
+    start: float
+    by: float
+
+
+def slack_for(recent: int, limit: int, span: float) -> float:
+    """How long a new slot stays open, given `recent` slots (this one included) in the span up to it.
+
+    A workspace planning `recent` starts per span could keep slots open for `span * limit / recent - span`
+    before the windows fill; half of that is given, so a workspace that speeds up meets slots that close
+    sooner each round (the slack shrinks geometrically back to the tolerance) rather than a fixed point."""
+    room = span * limit / max(recent, 1) - span
+    return min(MAX_SLACK_SECONDS, max(START_TOLERANCE_SECONDS, room / 2))
+
+
 @dataclass
 class StartSlots:
-    """The planned start times (seconds on the wall clock, non-decreasing) of one workspace. `now` is the
-    earliest time a call requested now could start (the clock plus the expected publish lag)."""
+    """The planned start intervals of one workspace, `start` non-decreasing. `now` is the earliest time a
+    call requested now could start (the clock plus the expected publish lag and the dialer's hop)."""
 
     lead: float = LEAD_SECONDS
-    margin: float = SAFETY_MARGIN_SECONDS
-    _slots: list[float] = field(default_factory=list)
+    _slots: list[Slot] = field(default_factory=list)
+    """In planned order (`start` non-decreasing)."""
+    _ends: list[float] = field(default_factory=list)
+    """The slots' `by`, sorted: how many of them are still open at a time is one bisection."""
+    _busy_since: float = -math.inf
+    """The first slot of the current run of slots without a gap of one span: until a whole span of them
+    was planned, the rate is the run's own so far."""
     _floor: float = -math.inf
     """The latest `now` planned from: planning time never goes back (the caller's estimate of the
     earliest start may shrink), so no slot that could share a window with a new one was forgotten."""
 
-    def take(self, now: float, calls_per_second: float, count: int) -> list[float]:
-        """Plan up to `count` slots between `now` and `now + lead` and return them, earliest first."""
+    def take(
+        self, now: float, calls_per_second: float, count: int, *, rate: float | None = None
+    ) -> list[Slot]:
+        """Plan up to `count` slots starting between `now` and `now + lead`, earliest first. The limit is the
+        plan's (`calls_per_second`); `rate` (at most the plan) spaces them, when the dialers fall behind."""
         now = self._floor = max(self._floor, now)
         span, limit = window_of(calls_per_second)
-        self._forget(now - span - self.margin)
-        planned: list[float] = []
+        pace_span, pace_limit = window_of(min(rate or calls_per_second, calls_per_second))
+        spacing = (pace_span + SAFETY_MARGIN_SECONDS) / pace_limit
+        self._forget(now - span - MAX_SLACK_SECONDS - CLOCK_SLACK_SECONDS)
+        planned: list[Slot] = []
         while len(planned) < count:
-            slot = self._next(now, span, limit)
-            if slot > now + self.lead:
+            start = self._next(now, span, limit, spacing)
+            if start > now + self.lead:
                 break
+            if not self._slots or start - self._slots[-1].start > span:
+                self._busy_since = start
+            first = bisect.bisect_right(self._slots, start - span, key=lambda s: s.start)
+            recent = len(self._slots) - first + 1
+            if start - self._busy_since < span:
+                # Less than a span into a run of slots, the past says little: the round's own demand does (it
+                # asks for the slots of a lead; a round at the plan's rate asks for more than fit).
+                recent = max(recent, math.ceil(count * span / self.lead))
+            slot = Slot(start, start + slack_for(recent, limit, span))
             self._slots.append(slot)
+            bisect.insort(self._ends, slot.by)
             planned.append(slot)
         return planned
 
     def give_back(self, count: int) -> None:
         """Unplan the latest `count` slots (taken, but fewer calls were requested than slots planned)."""
-        if count > 0:
-            del self._slots[-count:]
+        for _ in range(min(count, len(self._slots))):
+            self._drop(self._slots.pop())
 
-    def wait(self, now: float, calls_per_second: float) -> float:
+    def wait(self, now: float, calls_per_second: float, *, rate: float | None = None) -> float:
         """Seconds until one more slot may be planned (0: one fits now)."""
         now = max(self._floor, now)
         span, limit = window_of(calls_per_second)
-        self._forget(now - span - self.margin)
-        return max(0.0, self._next(now, span, limit) - self.lead - now)
+        pace_span, pace_limit = window_of(min(rate or calls_per_second, calls_per_second))
+        spacing = (pace_span + SAFETY_MARGIN_SECONDS) / pace_limit
+        return max(0.0, self._next(now, span, limit, spacing) - self.lead - now)
 
-    def _next(self, now: float, span: float, limit: int) -> float:
-        """The earliest time the next start may be planned for (`now` or later)."""
-        width = span + self.margin
-        slot = now
+    def _next(self, now: float, span: float, limit: int, spacing: float) -> float:
+        """The earliest start the next slot may be planned for (`now` or later)."""
+        start = now
         if self._slots:
-            slot = max(slot, self._slots[-1] + width / limit)
-        # Slots already inside the window that would end at `slot`: the oldest of the last `limit` of them
-        # has to leave it first (after a plan change the spacing of older slots may be denser).
-        inside = len(self._slots) - bisect.bisect_right(self._slots, slot - width)
-        if inside >= limit:
-            slot = max(slot, self._slots[len(self._slots) - limit] + width)
-        return slot
+            start = max(start, self._slots[-1].start + spacing)
+        # Slots still open when the window that would end at `start` opens: if `limit` of them are, the
+        # earliest-closing of the surplus has to close a span (and the clock slack) before the new start.
+        opened = start - span - CLOCK_SLACK_SECONDS
+        first_open = bisect.bisect_left(self._ends, opened)
+        still_open = len(self._ends) - first_open
+        if still_open >= limit:
+            closing = self._ends[first_open + still_open - limit]
+            start = max(start, math.nextafter(closing + span + CLOCK_SLACK_SECONDS, math.inf))
+        return start
 
     def _forget(self, before: float) -> None:
-        # The newest slot is always kept: it sets the spacing, and for plans below 1/s (one start per span,
-        # a span that grows when the plan shrinks) it is the only one that can be in the window.
-        keep = bisect.bisect_right(self._slots, before)
-        if keep >= len(self._slots):
-            keep = len(self._slots) - 1
-        if keep > 0:
-            del self._slots[:keep]
+        # Slots closed before `before` cannot share a window with any new one. The newest slot is always
+        # kept: it sets the spacing, and for plans below 1/s (a span that grows when the plan shrinks)
+        # it is the one that can still be in the window. (Slots closing late stay a little longer than
+        # needed behind earlier-closing ones: memory stays bounded by the longest slack.)
+        done = 0
+        while done < len(self._slots) - 1 and self._slots[done].by < before:
+            self._drop(self._slots[done])
+            done += 1
+        if done:
+            del self._slots[:done]
+
+    def _drop(self, slot: Slot) -> None:
+        index = bisect.bisect_left(self._ends, slot.by)
+        del self._ends[index]
 
 
 def expected_lag(previous: float, measured: float) -> float:

@@ -18,6 +18,7 @@ from prometheus_client import Counter
 from pydantic import ValidationError
 
 from shared.events import decode
+from shared.kafka import CONSUMER_METADATA_MAX_AGE_MS
 from shared.liveness import Heartbeat
 from shared.settings import InfraSettings
 from shared.telemetry import traceparent_of
@@ -71,6 +72,7 @@ class KafkaEventSource:
             "max_poll_records": max_records,
             "fetch_max_bytes": 16 * 1024 * 1024,
             "max_partition_fetch_bytes": 2 * 1024 * 1024,
+            "metadata_max_age_ms": CONSUMER_METADATA_MAX_AGE_MS,
         }
         self._consumer_: AIOKafkaConsumer | None = None
         self._names = {topic.name_with(self._prefix): topic for topic in Topic}

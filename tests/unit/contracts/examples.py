@@ -81,6 +81,7 @@ EXAMPLES: dict[str, ev.Message] = {
             agent=AGENT,
             lease_expires_at=AT,
             not_before=AT,
+            start_by=AT,
         ),
         ev.CallStarted(**ENVELOPE, **CALL, phone_number="+14155550123", provider="simulated"),
         ev.CallRinging(**ENVELOPE, **CALL),

@@ -128,3 +128,21 @@ async def test_a_request_too_late_for_its_slot_is_not_dialed_but_reported() -> N
     await asyncio.gather(*await dialer.handle([late]))
     assert provider.calls == []
     assert events.of(CallEnded) == [ended, ended]
+
+
+async def test_a_slot_with_an_end_is_dialed_until_then_and_not_after() -> None:
+    # A workspace far below its plan gets slots that stay open longer (start_by): a backlogged dialer
+    # still dials a request within it, and misses one past it.
+    clock = ManualClock()
+    dialer, _, events, provider = make(clock)
+    open_slot = request(1).model_copy(
+        update={"not_before": T0 - timedelta(seconds=1.5), "start_by": T0 + timedelta(seconds=0.5)}
+    )
+    await asyncio.gather(*await dialer.handle([open_slot]))
+    assert len(provider.calls) == 1
+    closed = request(2).model_copy(
+        update={"not_before": T0 - timedelta(seconds=1.5), "start_by": T0 - timedelta(seconds=0.1)}
+    )
+    await asyncio.gather(*await dialer.handle([closed]))
+    assert len(provider.calls) == 1
+    assert [e.provider_code for e in events.of(CallEnded)][-1] == SLOT_MISSED

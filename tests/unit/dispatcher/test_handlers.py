@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dispatcher.domain.batch import SEGMENT_SIZE
+from dispatcher.domain.start_rate import handover_quiet_seconds
 from dispatcher.handlers import Dispatcher
 from shared.events import (
     SLOT_MISSED,
@@ -38,6 +39,8 @@ from shared.outcomes import Outcome
 from tests.unit.dispatcher.fakes import Clock, Dnc, MemoryStore, Plans, Sink
 
 pytestmark = pytest.mark.unit
+
+QUIET = handover_quiet_seconds(1.0) + 0.1
 
 WS = "ws_a"
 AGENT = AgentSnapshot(
@@ -123,14 +126,14 @@ class World:
     async def start(self) -> None:
         await self.dispatcher.take_over({0})
         await self.apply(self.accepted("batch_x", 0))  # creates the workspace
-        self.clock.advance(3.5)  # past the new owner's quiet span (one window past its lead)
+        self.clock.advance(QUIET)  # past the new owner's quiet span (one window past its predecessor's slots)
 
 
 async def test_contacts_before_their_batch_wait_then_dial_in_order() -> None:
     w = World()
     await w.dispatcher.take_over({0})
     await w.apply(*w.contacts("batch_a", range(1, 4)))
-    w.clock.advance(3.5)
+    w.clock.advance(QUIET)
     await w.rounds(2)
     assert w.requests() == []
     await w.apply(w.accepted("batch_a", 3))
@@ -157,16 +160,22 @@ async def test_calls_per_second_never_exceeded() -> None:
     await w.apply(w.accepted("batch_a", 30), *w.contacts("batch_a", range(1, 31)))
     for _ in range(200):
         await w.rounds(1, advance=0.05)
-    # The planned starts keep the plan; a request is published at most the lead before its start.
-    times = sorted(r.not_before.timestamp() for r in w.requests() if r.not_before is not None)
-    assert len(times) == len(w.requests()) >= 25
-    for i, t in enumerate(times):
-        assert sum(1 for u in times[i:] if u - t <= 1.0 + START_TOLERANCE_SECONDS) <= 3
+    # The planned starts keep the plan wherever in its slot each call starts; a request is published at
+    # most the lead before its start.
+    slots = sorted(
+        (r.not_before.timestamp(), r.start_by.timestamp())
+        for r in w.requests()
+        if r.not_before is not None and r.start_by is not None
+    )
+    assert len(slots) == len(w.requests()) >= 25
+    for _, opens in slots:  # the fullest window of one second opens at the end of a slot
+        assert sum(1 for start, by in slots if start <= opens + 1.0 and by >= opens) <= 3
     for r in w.requests():
-        assert r.not_before is not None
+        assert r.not_before is not None and r.start_by is not None
         assert r.occurred_at <= r.not_before <= r.occurred_at + timedelta(seconds=1)
-        # The lease runs from the planned start, so the wait in the dialer does not shorten the call.
-        assert r.lease_expires_at == r.not_before + timedelta(seconds=AGENT.max_call_seconds + 60)
+        assert r.start_by >= r.not_before + timedelta(seconds=START_TOLERANCE_SECONDS - 1e-6)
+        # The lease runs from the slot's end, so the wait in the dialer does not shorten the call.
+        assert r.lease_expires_at == r.start_by + timedelta(seconds=AGENT.max_call_seconds + 60)
 
 
 async def test_a_request_that_missed_its_slot_is_planned_again_at_once() -> None:

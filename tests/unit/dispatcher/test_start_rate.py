@@ -1,5 +1,6 @@
-"""Start slots: no window of one second (1/cps below 1/s) ever holds more planned starts than the plan
-allows, whatever the round times and plan changes, and with work waiting the plan's rate is used."""
+"""Start slots: no window of one second (1/cps below 1/s) ever holds more starts than the plan allows,
+wherever inside its slot each call starts, whatever the round times and plan changes; with work waiting
+the plan's rate is used, and a workspace far below its plan gets slots that stay open longer."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from hypothesis import strategies as st
 
 from dispatcher.domain.start_rate import (
     MAX_PUBLISH_LAG_SECONDS,
+    MAX_SLACK_SECONDS,
     SAFETY_MARGIN_SECONDS,
     DialerPace,
+    Slot,
     StartSlots,
     expected_lag,
     window_of,
@@ -20,48 +23,54 @@ from shared.events import START_TOLERANCE_SECONDS
 pytestmark = pytest.mark.unit
 
 PLANS = st.sampled_from([0.1, 0.5, 0.9, 1, 1.5, 2, 2.5, 5, 20, 50, 1000])
+RATES = st.sampled_from([1.0, 1.0, 0.5, 0.1])
 
 
-def crowded(slots: list[tuple[float, float]], shift: float = 0.0) -> list[tuple[float, int, int]]:
-    """Each slot's closed window of one span ending at it: (slot, starts inside, allowed by its plan).
-    `shift` moves the window's start earlier (a start made late within the tolerance)."""
-    times = sorted(t for t, _ in slots)
+def crowded(planned: list[tuple[Slot, float]]) -> list[tuple[Slot, int, int]]:
+    """For each slot, the most starts any window of its plan's span that can hold its start may hold, with
+    every call of it and of the slots planned before it starting anywhere inside its own slot (a window
+    [t, t + span] can hold a slot's call if the slot starts by t + span and ends at t or later)."""
     out = []
-    for t, cps in slots:
+    for j, (slot, cps) in enumerate(planned):
         span, limit = window_of(cps)
-        inside = sum(1 for u in times if t - span - shift <= u <= t)
-        out.append((t, inside, limit))
+        earlier = [s for s, _ in planned[: j + 1]]
+        # The fullest window opens at the end of one of the slots (or as early as this slot allows).
+        opens = [slot.start - span] + [s.by for s in earlier if slot.start - span <= s.by <= slot.by]
+        most = max(sum(1 for s in earlier if s.start <= t + span and s.by >= t) for t in opens)
+        out.append((slot, most, limit))
     return out
 
 
 @settings(max_examples=150, deadline=None)
 @given(
     rounds=st.lists(
-        st.tuples(st.floats(0.0, 3.0), st.integers(0, 80), PLANS, st.floats(0.0, 1.0)),
+        st.tuples(st.floats(0.0, 3.0), st.integers(0, 40), PLANS, st.floats(0.0, 1.0), RATES),
         min_size=1,
-        max_size=80,
+        max_size=60,
     ),
-    given_back=st.lists(st.integers(0, 5), min_size=80, max_size=80),
+    given_back=st.lists(st.integers(0, 5), min_size=60, max_size=60),
 )
 def test_no_window_holds_more_than_the_plan_allows(
-    rounds: list[tuple[float, int, float, float]], given_back: list[int]
+    rounds: list[tuple[float, int, float, float, float]], given_back: list[int]
 ) -> None:
-    # Each round plans from its time plus an expected publish lag that rises and falls at random.
+    # Each round plans from its time plus an expected publish lag that rises and falls at random, at the
+    # plan's rate or a fraction of it (the dialers' pace).
     slots = StartSlots()
     t = 1000.0
-    planned: list[tuple[float, float]] = []
-    for (gap, wanted, cps, lag), back in zip(rounds, given_back, strict=False):
+    planned: list[tuple[Slot, float]] = []
+    for (gap, wanted, cps, lag, pace), back in zip(rounds, given_back, strict=False):
         t += gap
-        taken = slots.take(t + lag, cps, wanted)
-        assert all(t <= s <= t + 1.0 + slots.lead for s in taken)
+        taken = slots.take(t + lag, cps, wanted, rate=cps * pace)
+        assert all(t <= s.start <= t + 1.0 + slots.lead for s in taken)
+        slack = [s.by - s.start for s in taken]
+        assert all(START_TOLERANCE_SECONDS - 1e-9 <= d <= MAX_SLACK_SECONDS + 1e-9 for d in slack)
         assert taken == sorted(taken)
         back = min(back, len(taken))
         slots.give_back(back)
         planned.extend((s, cps) for s in taken[: len(taken) - back])
-    times = [s for s, _ in planned]
-    assert times == sorted(times)
-    # A dialer may start each call up to the tolerance late: real starts keep the plan too.
-    for slot, inside, limit in crowded(planned, shift=START_TOLERANCE_SECONDS):
+    starts = [s.start for s, _ in planned]
+    assert starts == sorted(starts)
+    for slot, inside, limit in crowded(planned):
         assert inside <= limit, (slot, inside, limit)
 
 
@@ -77,7 +86,7 @@ def test_with_work_waiting_the_mean_rate_is_the_plans(cps: float, latencies: lis
     i = 0
     while t < horizon:
         taken = slots.take(t, cps, 10_000)
-        planned.extend(taken)
+        planned.extend(s.start for s in taken)
         first = planned[0] if planned and first is None else first
         t += max(slots.wait(t, cps), latencies[i % len(latencies)])
         i += 1
@@ -90,7 +99,7 @@ def test_with_work_waiting_the_mean_rate_is_the_plans(cps: float, latencies: lis
 
 def test_slots_are_spaced_not_bunched() -> None:
     slots = StartSlots()
-    taken = slots.take(0.0, 20, 100)
+    taken = [s.start for s in slots.take(0.0, 20, 100)]
     gaps = {round(b - a, 6) for a, b in zip(taken, taken[1:], strict=False)}
     assert gaps == {round((1 + SAFETY_MARGIN_SECONDS) / 20, 6)}
     assert len(taken) == 10  # half a second of lead, at ~20/s (the first slot is now)
@@ -99,24 +108,25 @@ def test_slots_are_spaced_not_bunched() -> None:
 
 def test_a_lower_plan_waits_for_the_window_of_the_higher_one() -> None:
     slots = StartSlots()
-    fast = slots.take(0.0, 50, 100) + slots.take(0.45, 50, 100)
+    fast = [s.start for s in slots.take(0.0, 50, 100) + slots.take(0.45, 50, 100)]
     assert slots.take(0.5, 5, 10) == []  # the one-second window ending anywhere before 1.0 s is full
     slow = slots.take(1.5, 5, 10)
     # Only once all but 4 of the fast slots left the window of one second may the 5/s plan start again.
     assert slow
-    assert slow[0] >= fast[-5] + 1.0
+    assert slow[0].start >= fast[-5] + 1.0
 
 
 def test_given_back_slots_are_planned_again() -> None:
     slots = StartSlots()
     taken = slots.take(0.0, 20, 5)
     slots.give_back(3)
-    assert slots.take(0.0, 20, 3) == taken[2:]
+    # The same starts (each slot's slack follows the round's demand: these rounds ask for fewer).
+    assert [s.start for s in slots.take(0.0, 20, 3)] == [s.start for s in taken[2:]]
 
 
 def test_below_one_per_second_the_span_widens() -> None:
     slots = StartSlots(lead=10.0)
-    taken = slots.take(0.0, 0.25, 10)
+    taken = [s.start for s in slots.take(0.0, 0.25, 10)]
     assert taken == pytest.approx([0.0, 4.0 + SAFETY_MARGIN_SECONDS, 8.0 + 2 * SAFETY_MARGIN_SECONDS])
 
 
@@ -130,7 +140,7 @@ def test_the_expected_publish_lag_rises_at_once_and_falls_slowly() -> None:
 def test_planning_time_never_goes_back() -> None:
     slots = StartSlots()
     late = slots.take(10.0, 20, 1)
-    assert slots.take(9.0, 20, 1)[0] > late[0]
+    assert slots.take(9.0, 20, 1)[0].start > late[0].start
 
 
 def test_dialer_pace_halves_once_a_second_on_misses_and_grows_back_to_the_plan() -> None:
@@ -159,3 +169,36 @@ def test_dialer_pace_never_exceeds_the_plan(events: list[tuple[float, bool]], cp
     for at, missed in sorted(events):
         (pace.missed if missed else pace.kept)(at, cps)
         assert 0 < pace.rate(cps) <= cps
+
+
+def test_a_workspace_far_below_its_plan_gets_slots_that_stay_open_longer() -> None:
+    # 100 starts a second on a plan of 100,000: the windows have room to spare, so a late dialer (up to
+    # MAX_SLACK_SECONDS) still keeps the plan instead of missing the slot.
+    slots = StartSlots()
+    t, taken = 0.0, []
+    while t < 3.0:
+        taken += slots.take(t, 100_000, 5)
+        t += 0.05
+    assert all(s.by - s.start == pytest.approx(MAX_SLACK_SECONDS) for s in taken)
+
+
+def test_near_its_plan_a_workspace_gets_the_tolerance_back() -> None:
+    # Slack given while slow shrinks once the workspace plans at its plan's rate again.
+    slots = StartSlots()
+    t = 0.0
+    for _ in range(40):  # 2 s at 5/s on a plan of 20/s
+        slots.take(t, 20, 1)
+        t += 0.2
+    assert slots.take(t, 20, 1)[0].by - t > 1.0
+    last: list[Slot] = []
+    for _ in range(200):  # 20 s with work waiting
+        last = slots.take(t, 20, 100) or last
+        t += 0.1
+    assert last[-1].by - last[-1].start == pytest.approx(START_TOLERANCE_SECONDS)
+
+
+def test_a_first_round_far_below_the_plan_gets_the_slack_and_one_at_the_plan_does_not() -> None:
+    high = StartSlots().take(0.0, 100_000, 500)  # 500 at once, 1,000/s over the lead: far below
+    assert {round(s.by - s.start, 6) for s in high} == {MAX_SLACK_SECONDS}
+    at_plan = StartSlots().take(0.0, 20, 100)  # a lead's worth at the plan's spacing
+    assert at_plan[-1].by - at_plan[-1].start == pytest.approx(START_TOLERANCE_SECONDS)
