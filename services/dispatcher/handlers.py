@@ -121,9 +121,11 @@ class Workspace:
     publish_lag: float = 0.0
     """Expected seconds from a round's start to its requests' acknowledgement: slots begin after it."""
     quiet_until: float = 0.0
-    """A new owner does not know its predecessor's last slots: it plans nothing for one window span past
-    the furthest a predecessor's slot may reach (its publish lag, learned hop, lead and slack)."""
+    """A new owner plans nothing for one window span (calls its predecessor started and ended may share a
+    window with new ones); its predecessor's open slots come back with their leases (handover_quiet_seconds)."""
     needs_quiet: bool = True
+    slots_known: bool = True
+    """Every lease taken over carried its slot (leases written before slots were stored do not)."""
     owned_since: float = 0.0
     gauges_at: float = 0.0
     """When the workspace's queue gauges were last exported (at most once a second)."""
@@ -237,7 +239,12 @@ class Dispatcher:
                 workspace.batches[batch.batch_id] = batch
             for doc in await self._store.leases(partition):
                 lease = Lease.from_document(doc)
-                self._workspace(lease.workspace_id, partition).leases[lease.attempt_id] = lease
+                workspace = self._workspace(lease.workspace_id, partition)
+                workspace.leases[lease.attempt_id] = lease
+                if lease.slot is None:
+                    workspace.slots_known = False
+                else:
+                    workspace.slots.restore([Slot(*lease.slot)])
             self._partitions.add(partition)
         log.info("took over partitions", extra={"partitions": sorted(new)})
 
@@ -506,7 +513,7 @@ class Dispatcher:
             if lease is None:
                 continue  # already applied, or its lease expired and a new attempt took over
             if message.provider_code == SLOT_MISSED:
-                workspace.pace.missed(now.timestamp(), cps)
+                workspace.pace.missed(now.timestamp(), cps, workspace.slots.recent_rate(cps))
             else:
                 workspace.pace.kept(now.timestamp(), cps)
             # A span per call end (calls end at the start rate, far fewer than contacts arrive): the retry or
@@ -714,7 +721,9 @@ class Dispatcher:
             self._export_gauges(workspace, now, max_concurrent)
         if workspace.needs_quiet:
             span, _ = window_of(cps)
-            workspace.quiet_until = workspace.owned_since + handover_quiet_seconds(span)
+            workspace.quiet_until = workspace.owned_since + handover_quiet_seconds(
+                span, slots_known=workspace.slots_known
+            )
             workspace.needs_quiet = False
         if t < workspace.quiet_until:
             return workspace.quiet_until - t
@@ -920,7 +929,7 @@ class Dispatcher:
             agent = batch.agent
             assert agent is not None  # dispatchable() checked it
             # The lease runs from the latest start the slot allows: the request may wait in the dialer until
-            # then. (A request skipped below moves the later ones to earlier slots: their leases only grow.)
+            # then. The lease keeps its slot, so a new owner plans around it.
             starts = datetime.fromtimestamp(slot.by, now.tzinfo)
             leases.append(
                 Lease(
@@ -930,6 +939,7 @@ class Dispatcher:
                     contact=contact,
                     requested_at=now,
                     expires_at=Lease.expiry(max(now, starts), agent.max_call_seconds, self._lease_grace),
+                    slot=(slot.start, slot.by),
                 )
             )
         requests: list[Message] = []
@@ -956,8 +966,10 @@ class Dispatcher:
                 # New, or dialed before a crash and still open: (re)publish; the dialer's claim dedupes.
                 workspace.leases[lease.attempt_id] = lease
                 batch = workspace.batches[lease.contact.batch_id]
-                # Slots in order: a request skipped above leaves the latest slots unused, never a gap.
-                request = self._request(workspace, batch, lease, slots[len(requests)], now.tzinfo)
+                # Each request keeps its lease's slot: an attempt found already ended (after a crash) leaves
+                # its slot unused, a gap that costs that start and nothing else.
+                assert lease.slot is not None
+                request = self._request(workspace, batch, lease, Slot(*lease.slot), now.tzinfo)
                 requests.append(request)
                 if lease.contact.trace:
                     # The contact waited outside any span (minutes, or a day): the dial continues the trace
@@ -983,7 +995,7 @@ class Dispatcher:
                     )
             if stale:
                 await self._store.delete_leases(stale)
-        workspace.slots.give_back(len(slots) - len(requests))
+        workspace.slots.give_back(len(slots) - len(leases))  # the latest ones: do-not-call at dial time
         if requests:
             await self._sink.publish_many(requests, carriers=carriers)
             CALL_REQUESTS.labels(workspace.workspace_id).inc(len(requests))

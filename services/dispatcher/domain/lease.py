@@ -34,6 +34,9 @@ class Lease:
     contact: QueuedContact
     requested_at: datetime
     expires_at: datetime
+    slot: tuple[float, float] | None = None
+    """The start slot (start, by; seconds on the wall clock) its call request carries: a new owner of the
+    workspace plans around it (docs/adr/0024). None: a lease written before slots were stored."""
 
     @staticmethod
     def expiry(requested_at: datetime, max_call_seconds: int, grace: timedelta = LEASE_GRACE) -> datetime:
@@ -58,6 +61,8 @@ class Lease:
         }
         if c.trace:
             doc["traceparent"] = c.trace
+        if self.slot is not None:
+            doc["slot_start"], doc["slot_by"] = self.slot
         return doc
 
     @classmethod
@@ -79,4 +84,5 @@ class Lease:
             ),
             requested_at=doc["requested_at"],
             expires_at=doc["expires_at"],
+            slot=(float(doc["slot_start"]), float(doc["slot_by"])) if "slot_by" in doc else None,
         )

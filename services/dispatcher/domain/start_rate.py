@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from shared.events import START_TOLERANCE_SECONDS
@@ -54,10 +55,13 @@ MAX_PUBLISH_LAG_SECONDS = 1.0
 """The most a workspace's expected publish lag (round start to acknowledged request) shifts its slots."""
 
 
-def handover_quiet_seconds(span: float) -> float:
-    """How long a new owner of a workspace plans nothing: its predecessor's slots may start as late as its
-    largest publish lag, learned hop and lead allow, and stay open for the longest slack; one window span
-    after that, none of them can share a window with a new slot."""
+def handover_quiet_seconds(span: float, *, slots_known: bool) -> float:
+    """How long a new owner of a workspace plans nothing. With its predecessor's open slots read back from
+    their leases (`slots_known`), one window span: calls that already started and ended (their leases gone)
+    started before the hand-over. Without them, the furthest a predecessor's slot may reach (its largest
+    publish lag, learned hop, lead and slack) and one span after it."""
+    if slots_known:
+        return span + CLOCK_SLACK_SECONDS
     return (
         MAX_PUBLISH_LAG_SECONDS
         + MAX_DIALER_HOP_SECONDS
@@ -138,6 +142,24 @@ class StartSlots:
             planned.append(slot)
         return planned
 
+    def restore(self, slots: Iterable[Slot]) -> None:
+        """Plan around slots planned elsewhere (a predecessor's, read back from its leases on take-over)."""
+        for slot in sorted(slots):
+            if self._slots and slot.start < self._slots[-1].start:
+                bisect.insort(self._slots, slot)
+            else:
+                self._slots.append(slot)
+            bisect.insort(self._ends, slot.by)
+
+    def recent_rate(self, calls_per_second: float) -> float | None:
+        """Starts per second planned over the last span of slots (None: nothing planned yet)."""
+        if not self._slots:
+            return None
+        span, _ = window_of(calls_per_second)
+        newest = self._slots[-1].start
+        first = bisect.bisect_right(self._slots, newest - span, key=lambda s: s.start)
+        return (len(self._slots) - first) / span
+
     def give_back(self, count: int) -> None:
         """Unplan the latest `count` slots (taken, but fewer calls were requested than slots planned)."""
         for _ in range(min(count, len(self._slots))):
@@ -210,10 +232,14 @@ class DialerPace:
     def rate(self, calls_per_second: float) -> float:
         return calls_per_second if self.cap is None else min(self.cap, calls_per_second)
 
-    def missed(self, now: float, calls_per_second: float) -> None:
+    def missed(self, now: float, calls_per_second: float, planned: float | None = None) -> None:
+        """Slots were missed. `planned`: the rate slots were planned at lately; the back-off starts from it
+        when it is below the cap (on a plan far above what the dialers reach, halving the plan's rate
+        would take many steps, each a second of missed slots, to come down to theirs)."""
         if now - self._changed_at < 1.0:
             return
-        self.cap = max(1.0, self.rate(calls_per_second) / 2)
+        base = self.rate(calls_per_second) if planned is None else min(planned, self.rate(calls_per_second))
+        self.cap = max(1.0, base / 2)
         self.hop = min(MAX_DIALER_HOP_SECONDS, self.hop * 2)
         self._changed_at = now
 

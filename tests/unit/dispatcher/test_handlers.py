@@ -40,7 +40,7 @@ from tests.unit.dispatcher.fakes import Clock, Dnc, MemoryStore, Plans, Sink
 
 pytestmark = pytest.mark.unit
 
-QUIET = handover_quiet_seconds(1.0) + 0.1
+QUIET = handover_quiet_seconds(1.0, slots_known=True) + 0.1
 
 WS = "ws_a"
 AGENT = AgentSnapshot(
@@ -189,6 +189,7 @@ async def test_a_request_that_missed_its_slot_is_planned_again_at_once() -> None
         update={"provider_code": SLOT_MISSED, "duration_seconds": 0.0}
     )
     await w.apply(missed)
+    w.clock.advance(1.1)  # the pace backed off to the rate planned lately (1/s): the next slot is a second on
     await w.rounds(1)
     assert [r.attempt_id for r in w.requests()] == ["batch_a_r1_a1", "batch_a_r1_a2"]
     # It was never dialed: the contact's one attempt is still there to use.
@@ -463,3 +464,48 @@ async def test_replayed_contacts_never_get_a_second_different_terminal_state() -
     before = len(w.sink.messages)
     await w.apply(*w.contacts("batch_a", range(1, 4)))  # replay after retirement: ignored
     assert len(w.sink.messages) == before
+
+
+def _fullest_window(requests: list[CallRequested], span: float = 1.0) -> int:
+    """The most calls one closed window of `span` can hold, each starting anywhere inside its slot."""
+    slots = [
+        (r.not_before.timestamp(), r.start_by.timestamp())
+        for r in requests
+        if r.not_before is not None and r.start_by is not None
+    ]
+    return max(sum(1 for s, b in slots if s <= opens + span and b >= opens) for _, opens in slots)
+
+
+async def test_a_new_owner_plans_around_the_open_slots_of_its_predecessors_leases() -> None:
+    w = World(cps=3, concurrent=100)
+    await w.start()
+    await w.apply(w.accepted("batch_a", 20), *w.contacts("batch_a", range(1, 21)))
+    await w.rounds(3, advance=0.1)
+    before = len(w.requests())
+    assert before >= 2
+    # Crash: the new owner knows the open slots only from the leases, and plans after one quiet span.
+    w.dispatcher = w.new_dispatcher()
+    await w.dispatcher.take_over({0})
+    for _ in range(30):
+        await w.rounds(1, advance=0.1)
+    assert len(w.requests()) > before
+    assert _fullest_window(w.requests()) <= 3
+
+
+async def test_a_lease_without_its_slot_makes_the_new_owner_wait_for_the_furthest_slot() -> None:
+    w = World(cps=3, concurrent=100)
+    await w.start()
+    await w.apply(w.accepted("batch_a", 20), *w.contacts("batch_a", range(1, 21)))
+    await w.rounds(1)
+    for doc in w.store.leases_.values():  # written before leases kept their slots
+        doc.pop("slot_start", None), doc.pop("slot_by", None)
+    before = len(w.requests())
+    w.dispatcher = w.new_dispatcher()
+    await w.dispatcher.take_over({0})
+    quiet = handover_quiet_seconds(1.0, slots_known=False)
+    for _ in range(int(quiet * 10) - 2):
+        await w.rounds(1, advance=0.1)
+    assert len(w.requests()) == before
+    for _ in range(10):
+        await w.rounds(1, advance=0.1)
+    assert len(w.requests()) > before

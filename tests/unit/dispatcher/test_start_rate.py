@@ -202,3 +202,25 @@ def test_a_first_round_far_below_the_plan_gets_the_slack_and_one_at_the_plan_doe
     assert {round(s.by - s.start, 6) for s in high} == {MAX_SLACK_SECONDS}
     at_plan = StartSlots().take(0.0, 20, 100)  # a lead's worth at the plan's spacing
     assert at_plan[-1].by - at_plan[-1].start == pytest.approx(START_TOLERANCE_SECONDS)
+
+
+def test_on_a_plan_far_above_the_dialers_the_pace_backs_off_from_the_planned_rate() -> None:
+    slots, pace = StartSlots(), DialerPace()
+    t = 0.0
+    while t < 2.0:  # 200 slots a second planned on a plan of 100,000
+        slots.take(t, 100_000, 10)
+        t += 0.05
+    planned = slots.recent_rate(100_000)
+    assert planned == pytest.approx(200, rel=0.05)
+    pace.missed(t, 100_000, planned)
+    assert pace.rate(100_000) == pytest.approx(planned / 2)
+
+
+def test_a_new_owner_plans_around_its_predecessors_open_slots() -> None:
+    before = StartSlots()
+    theirs = before.take(0.0, 5, 100)  # the predecessor's slots, read back from their leases
+    ours = StartSlots()
+    ours.restore(theirs)
+    assert ours.take(0.0, 5, 10) == []  # a lead's worth of slots of a 5/s plan was taken: the window is full
+    later = ours.take(1.2, 5, 10)
+    assert later and later[0].start >= theirs[0].by + 1.0
