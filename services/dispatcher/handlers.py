@@ -121,8 +121,8 @@ class Workspace:
     publish_lag: float = 0.0
     """Expected seconds from a round's start to its requests' acknowledgement: slots begin after it."""
     quiet_until: float = 0.0
-    """A new owner plans nothing for one window span (calls its predecessor started and ended may share a
-    window with new ones); its predecessor's open slots come back with their leases (handover_quiet_seconds)."""
+    """A new owner plans nothing for one window span (calls its predecessor started and ended may share
+    a window with new ones); its predecessor's open slots come back with their leases."""
     needs_quiet: bool = True
     slots_known: bool = True
     """Every lease taken over carried its slot (leases written before slots were stored do not)."""

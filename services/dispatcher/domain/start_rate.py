@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass, field
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from shared.events import START_TOLERANCE_SECONDS
