@@ -17,7 +17,7 @@ from dialer.adapters.prometheus_metrics import PrometheusCallMetrics
 from dialer.adapters.simulated_provider import SimulatedProvider
 from dialer.adapters.sip_provider import SipOptions, SipProvider
 from dialer.config import Settings
-from dialer.domain.simulation import CallSimulator
+from dialer.domain.simulation import CallSimulator, parse_mix
 from dialer.entrypoints.consumer import CallRequestConsumer
 from dialer.handlers import Dialer, DialPolicy
 from dialer.ports import TelephonyProvider
@@ -51,7 +51,9 @@ def build_provider(
             clock=clock,
         )
     simulated = SimulatedProvider(
-        CallSimulator(settings.sim_seed), time_scale=settings.sim_time_scale, clock=clock
+        CallSimulator(settings.sim_seed, parse_mix(settings.sim_outcomes)),
+        time_scale=settings.sim_time_scale,
+        clock=clock,
     )
     if settings.sim_dial_log:
         name = instance_name(SERVICE, settings)

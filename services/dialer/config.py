@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from dialer.domain.simulation import parse_mix
 from shared.settings import ServiceSettings
 
 
@@ -28,11 +29,22 @@ class Settings(ServiceSettings):
     sim_time_scale: float = Field(
         default=1.0, ge=0, description="1 real time, 0.1 ten times faster, 0 instant."
     )
+    sim_outcomes: str = Field(
+        default="",
+        description="The simulated outcome mix as `outcome=weight,...` (e.g. `completed=0.8,busy=0.2`); "
+        "empty: a plausible campaign's (dialer.domain.simulation.DEFAULT_MIX).",
+    )
     sim_dial_log: str = Field(
         default="",
         description="Append one JSON line per dial and per hang-up to this file (an independent record "
         "of what was dialed, for fault-injection runs); empty: no log.",
     )
+
+    @field_validator("sim_outcomes")
+    @classmethod
+    def _known_mix(cls, value: str) -> str:
+        parse_mix(value)  # a typo fails at start-up with the bad item named, not at the first call
+        return value
 
     sip_bind_host: str = "127.0.0.1"
     sip_bind_port: int = Field(default=0, ge=0, description="Local UDP port; 0 picks a free one.")

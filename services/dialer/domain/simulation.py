@@ -52,6 +52,30 @@ DEFAULT_MIX: tuple[tuple[Outcome, float], ...] = (
 )
 """A plausible outbound campaign: most calls connect, a quarter ring out or hit voicemail."""
 
+
+def parse_mix(text: str) -> tuple[tuple[Outcome, float], ...]:
+    """`completed=0.8,busy=0.2` as a mix (empty: DEFAULT_MIX). Raises ValueError naming the bad item."""
+    if not text.strip():
+        return DEFAULT_MIX
+    mix: list[tuple[Outcome, float]] = []
+    for item in text.split(","):
+        name, sep, weight = item.partition("=")
+        try:
+            outcome = Outcome(name.strip())
+            value = float(weight)
+        except ValueError:
+            raise ValueError(
+                f"outcome mix item {item.strip()!r}: expected outcome=weight with an outcome of "
+                f"{', '.join(o.value for o in Outcome)}"
+            ) from None
+        if not sep or value < 0:
+            raise ValueError(f"outcome mix item {item.strip()!r}: the weight must be a number >= 0")
+        mix.append((outcome, value))
+    if sum(w for _, w in mix) <= 0:
+        raise ValueError("the outcome mix needs at least one positive weight")
+    return tuple(mix)
+
+
 # The provider codes a SIP trunk would give for each outcome (ADR 0031), so simulated results look real.
 _CODES: dict[Outcome, tuple[str, str]] = {
     Outcome.COMPLETED: ("200", "OK"),

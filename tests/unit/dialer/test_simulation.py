@@ -7,9 +7,11 @@ import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from dialer.config import Settings
 from dialer.domain.call import OutboundCall
-from dialer.domain.simulation import ANSWERED, DEFAULT_MIX, TEST_NUMBERS, CallSimulator
+from dialer.domain.simulation import ANSWERED, DEFAULT_MIX, TEST_NUMBERS, CallSimulator, parse_mix
 from shared.outcomes import Outcome
 
 pytestmark = pytest.mark.unit
@@ -79,3 +81,19 @@ def test_every_plan_respects_the_limits(seed: int, attempt: str, max_seconds: fl
 def test_a_mix_needs_weight() -> None:
     with pytest.raises(ValueError):
         CallSimulator(1, mix=[(Outcome.BUSY, 0.0)])
+
+
+def test_an_outcome_mix_from_settings_parses_and_names_a_bad_item() -> None:
+    assert parse_mix("") == DEFAULT_MIX
+    assert parse_mix("completed=0.8, busy=0.2") == ((Outcome.COMPLETED, 0.8), (Outcome.BUSY, 0.2))
+    with pytest.raises(ValueError, match="'answered=1'"):
+        parse_mix("answered=1")
+    with pytest.raises(ValueError, match="'busy'"):
+        parse_mix("completed=1,busy")
+    with pytest.raises(ValueError, match="positive weight"):
+        parse_mix("completed=0")
+
+
+def test_a_dialer_with_a_bad_outcome_mix_does_not_start() -> None:
+    with pytest.raises(ValidationError, match="sim_outcomes"):
+        Settings(sim_outcomes="completed=x")
