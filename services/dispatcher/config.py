@@ -19,7 +19,7 @@ class Settings(ServiceSettings):
         "because the queue creates and drops many small collections (see ADR 0022).",
     )
     poll_max_records: int = Field(default=2000, ge=1, description="Most messages applied in one step.")
-    max_round: int = Field(default=500, ge=1, description="Most call requests one workspace round emits.")
+    max_round: int = Field(default=2000, ge=1, description="Most call requests one workspace round emits.")
     lease_grace_seconds: float = Field(
         default=60.0,
         ge=0,
