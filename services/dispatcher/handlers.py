@@ -517,7 +517,12 @@ class Dispatcher:
             if lease is None:
                 continue  # already applied, or its lease expired and a new attempt took over
             if message.provider_code == SLOT_MISSED:
-                workspace.pace.missed(now.timestamp(), cps, workspace.slots.recent_rate(cps))
+                workspace.pace.missed(
+                    now.timestamp(),
+                    cps,
+                    workspace.slots.recent_rate(cps),
+                    lease.requested_at.timestamp(),
+                )
             else:
                 workspace.pace.kept(now.timestamp(), cps)
             # A span per call end (calls end at the start rate, far fewer than contacts arrive): the retry or

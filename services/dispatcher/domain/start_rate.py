@@ -218,9 +218,12 @@ class DialerPace:
     A plan may allow more starts per second than the dialers can place (a high plan, few dialers, or a
     dialer backlog after a restart). Planning at the plan's rate would then only queue requests that miss
     their slots and come back. So the rate slots are planned at backs off by half when slots are missed
-    (at most once a second, however many misses one step brings) and grows back by a tenth each second
-    without a miss, up to the plan (additive-increase/multiplicative-decrease, as TCP does). It only ever
-    lowers the plan's rate, so the plan's limit holds whatever it learns."""
+    and grows back by a tenth each second without a miss, up to the plan (additive-increase/
+    multiplicative-decrease, as TCP does). A miss is news about the pace only if its slot was planned
+    after the last back-off (as TCP backs off once per round trip): the misses of slots planned before it
+    keep arriving for seconds, and halving for each of them would take the rate far below the dialers'.
+    Any miss holds back growth for a second. It only ever lowers the plan's rate, so the plan's limit holds
+    whatever it learns."""
 
     cap: float | None = None
     """Calls per second to plan at; None: the plan's own rate."""
@@ -228,16 +231,27 @@ class DialerPace:
     """Seconds from a request's publication to its dialer being ready to start it: slots begin after it.
     Doubles on misses (up to MAX_DIALER_HOP_SECONDS) and decays back to the default without them."""
     _changed_at: float = float("-inf")
+    _missed_at: float = float("-inf")
 
     def rate(self, calls_per_second: float) -> float:
         return calls_per_second if self.cap is None else min(self.cap, calls_per_second)
 
-    def missed(self, now: float, calls_per_second: float, planned: float | None = None) -> None:
-        """Slots were missed. `planned`: the rate slots were planned at lately; the back-off starts from it
+    def missed(
+        self,
+        now: float,
+        calls_per_second: float,
+        planned: float | None = None,
+        slot_planned_at: float | None = None,
+    ) -> None:
+        """A slot was missed. `planned`: the rate slots were planned at lately; the back-off starts from it
         when it is below the cap (on a plan far above what the dialers reach, halving the plan's rate
-        would take many steps, each a second of missed slots, to come down to theirs)."""
+        would take many steps, each a second of missed slots, to come down to theirs). `slot_planned_at`:
+        when the missed slot was planned (None: now)."""
+        self._missed_at = now
         if now - self._changed_at < 1.0:
             return
+        if slot_planned_at is not None and slot_planned_at < self._changed_at:
+            return  # planned at the pace before the last back-off: that back-off answered it
         base = self.rate(calls_per_second) if planned is None else min(planned, self.rate(calls_per_second))
         self.cap = max(1.0, base / 2)
         self.hop = min(MAX_DIALER_HOP_SECONDS, self.hop * 2)
@@ -246,6 +260,8 @@ class DialerPace:
     def kept(self, now: float, calls_per_second: float) -> None:
         if (self.cap is None and self.hop <= DIALER_HOP_SECONDS) or now - self._changed_at < 1.0:
             return
+        if now - self._missed_at < 1.0:
+            return  # misses still arrive: not the time to speed up
         self.hop = max(DIALER_HOP_SECONDS, self.hop * 0.9)
         if self.cap is None:
             self._changed_at = now

@@ -224,3 +224,20 @@ def test_a_new_owner_plans_around_its_predecessors_open_slots() -> None:
     assert ours.take(0.0, 5, 10) == []  # a lead's worth of slots of a 5/s plan was taken: the window is full
     later = ours.take(1.2, 5, 10)
     assert later and later[0].start >= theirs[0].by + 1.0
+
+
+def test_misses_of_slots_planned_before_a_back_off_do_not_halve_again_nor_let_the_pace_grow() -> None:
+    pace = DialerPace()
+    pace.missed(10.0, 1000, 800.0, slot_planned_at=7.0)
+    assert pace.rate(1000) == 400
+    # Slots planned at 8-9.9 s (at the old pace) keep missing for seconds: no further halving, no growth.
+    for t, planned_at in ((10.8, 8.0), (11.5, 9.5), (12.2, 9.9)):
+        pace.missed(t, 1000, 800.0, slot_planned_at=planned_at)
+        pace.kept(t + 0.5, 1000)
+        assert pace.rate(1000) == 400
+    pace.missed(12.9, 1000, 400.0, slot_planned_at=12.0)  # planned at the new pace, still missed
+    assert pace.rate(1000) == 200
+    pace.kept(13.5, 1000)  # within a second of a miss
+    assert pace.rate(1000) == 200
+    pace.kept(14.0, 1000)
+    assert pace.rate(1000) == pytest.approx(221)
