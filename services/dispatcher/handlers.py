@@ -747,6 +747,7 @@ class Dispatcher:
         slots = workspace.slots.take(earliest, cps, min(free, self._max_round), rate=rate)
         if not slots:
             return max(0.001, workspace.slots.wait(earliest, cps, rate=rate))
+        workspace.pace.planned(t, cps)
         picked = await self._pick(workspace, len(slots), now)
         if not picked:
             workspace.slots.give_back(len(slots))

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 
 from dispatcher.domain.start_rate import (
     MAX_PUBLISH_LAG_SECONDS,
+    IDLE_RESTART_SECONDS,
     MAX_SLACK_SECONDS,
     SAFETY_MARGIN_SECONDS,
+    SLOW_START_CALLS_PER_SECOND,
     DialerPace,
     Slot,
     StartSlots,
@@ -144,7 +146,7 @@ def test_planning_time_never_goes_back() -> None:
 
 
 def test_dialer_pace_halves_once_a_second_on_misses_and_grows_back_to_the_plan() -> None:
-    pace = DialerPace()
+    pace = DialerPace(cap=None, slow_start=False)
     assert pace.rate(1000) == 1000
     pace.missed(10.0, 1000)
     pace.missed(10.5, 1000)  # the same step's other misses: one back-off a second
@@ -165,7 +167,7 @@ def test_dialer_pace_halves_once_a_second_on_misses_and_grows_back_to_the_plan()
     cps=st.floats(0.1, 100_000),
 )
 def test_dialer_pace_never_exceeds_the_plan(events: list[tuple[float, bool]], cps: float) -> None:
-    pace = DialerPace()
+    pace = DialerPace(cap=None, slow_start=False)
     for at, missed in sorted(events):
         (pace.missed if missed else pace.kept)(at, cps)
         assert 0 < pace.rate(cps) <= cps
@@ -205,7 +207,7 @@ def test_a_first_round_far_below_the_plan_gets_the_slack_and_one_at_the_plan_doe
 
 
 def test_on_a_plan_far_above_the_dialers_the_pace_backs_off_from_the_planned_rate() -> None:
-    slots, pace = StartSlots(), DialerPace()
+    slots, pace = StartSlots(), DialerPace(cap=None, slow_start=False)
     t = 0.0
     while t < 2.0:  # 200 slots a second planned on a plan of 100,000
         slots.take(t, 100_000, 10)
@@ -227,7 +229,7 @@ def test_a_new_owner_plans_around_its_predecessors_open_slots() -> None:
 
 
 def test_misses_of_slots_planned_before_a_back_off_do_not_halve_again_nor_let_the_pace_grow() -> None:
-    pace = DialerPace()
+    pace = DialerPace(cap=None, slow_start=False)
     pace.missed(10.0, 1000, 800.0, slot_planned_at=7.0)
     assert pace.rate(1000) == 400
     # Slots planned at 8-9.9 s (at the old pace) keep missing for seconds: no further halving, no growth.
@@ -241,3 +243,31 @@ def test_misses_of_slots_planned_before_a_back_off_do_not_halve_again_nor_let_th
     assert pace.rate(1000) == 200
     pace.kept(14.0, 1000)
     assert pace.rate(1000) == pytest.approx(221)
+
+
+def test_the_pace_starts_slow_and_doubles_each_second_of_planning_up_to_the_plan() -> None:
+    pace = DialerPace()
+    assert pace.rate(20) == 20  # a plan below the slow start is not slowed
+    assert pace.rate(100_000) == SLOW_START_CALLS_PER_SECOND
+    t = 0.0
+    rates = []
+    while pace.cap is not None:
+        pace.planned(t, 100_000)
+        rates.append(pace.rate(100_000))
+        t += 0.5
+    assert rates[:5] == [50, 50, 100, 100, 200]
+    assert pace.rate(100_000) == 100_000 and t < 20
+
+
+def test_a_miss_ends_the_slow_start_and_idle_begins_it_again() -> None:
+    pace = DialerPace()
+    for t in range(4):
+        pace.planned(float(t), 100_000)
+    assert pace.rate(100_000) == 400
+    pace.missed(4.0, 100_000, 400.0, slot_planned_at=3.0)
+    assert pace.rate(100_000) == 200 and not pace.slow_start
+    pace.planned(5.0, 100_000)
+    pace.planned(6.0, 100_000)
+    assert pace.rate(100_000) == 200  # AIMD now, grown only by kept slots
+    pace.planned(6.0 + IDLE_RESTART_SECONDS + 1, 100_000)
+    assert pace.slow_start and pace.rate(100_000) == SLOW_START_CALLS_PER_SECOND
