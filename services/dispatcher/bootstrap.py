@@ -66,6 +66,7 @@ def build_runtime(
         UtcClock(),
         on_fatal=on_fatal,
         max_round=settings.max_round,
+        in_flight_seconds=settings.in_flight_seconds,
         lease_grace=timedelta(seconds=settings.lease_grace_seconds),
     )
     kafka_consumer = AIOKafkaConsumer(

@@ -26,11 +26,13 @@ from dispatcher.domain.lease import LEASE_GRACE, Lease
 from dispatcher.domain.recipient_zone import lane_key
 from dispatcher.domain.retry_policy import Finish, Retry
 from dispatcher.domain.start_rate import (
+    IN_FLIGHT_SECONDS,
     DialerPace,
     Slot,
     StartSlots,
     expected_lag,
     handover_quiet_seconds,
+    in_flight_limit,
     window_of,
 )
 from dispatcher.metrics import (
@@ -59,6 +61,7 @@ from shared.events import (
     BatchStarted,
     CallEnded,
     CallRequested,
+    CallStarted,
     CancelBatch,
     ContactAccepted,
     ContactCancelled,
@@ -122,6 +125,9 @@ class Workspace:
     leases: dict[str, Lease] = field(default_factory=dict)
     slots: StartSlots = field(default_factory=StartSlots)
     pace: DialerPace = field(default_factory=DialerPace)
+    unstarted: set[str] = field(default_factory=set)
+    """Attempts this instance requested whose start (or end) has not come back yet (in_flight_limit).
+    Leases taken over count as started: their events may have been consumed by the predecessor."""
     publish_lag: float = 0.0
     """Expected seconds from a round's start to its requests' acknowledgement: slots begin after it."""
     quiet_until: float = 0.0
@@ -196,6 +202,7 @@ class Dispatcher:
         on_fatal: Callable[[BaseException], None] | None = None,
         max_round: int = MAX_ROUND,
         lease_grace: timedelta = LEASE_GRACE,
+        in_flight_seconds: float = IN_FLIGHT_SECONDS,
         autostart: bool = True,
     ) -> None:
         self._store = store
@@ -207,6 +214,7 @@ class Dispatcher:
         self._max_round = max_round
         self._autostart = autostart
         self._lease_grace = lease_grace
+        self._in_flight_seconds = in_flight_seconds
         self._workspaces: dict[str, Workspace] = {}
         self._partitions: set[int] = set()
         self._taken_at: dict[int, float] = {}
@@ -296,6 +304,9 @@ class Dispatcher:
             workspace = self._workspaces[workspace_id] = Workspace(
                 workspace_id, partition, owned_since=owned_since
             )
+            if self._in_flight_seconds <= 0:
+                # No back-pressure from the dialers' starts: no slow start either (it grows with them).
+                workspace.pace = DialerPace(cap=None, slow_start=False)
             # Warm the plan cache while the first batch is being applied: its first round needs the limits.
             warm = asyncio.create_task(self._warm_plan(workspace_id))
             self._background.add(warm)
@@ -338,6 +349,13 @@ class Dispatcher:
         contacts: list[ContactAccepted] = []
         ended: list[CallEnded] = []
         for message in messages:
+            if isinstance(message, CallStarted):
+                # Changes nothing else: applied at once.
+                if message.attempt_id in workspace.unstarted:
+                    workspace.unstarted.discard(message.attempt_id)
+                    cps, _ = await self._plans.limits(workspace.workspace_id)
+                    workspace.pace.started(cps)
+                continue
             if isinstance(message, ContactAccepted):
                 if ended:
                     await self._apply_ended(workspace, ended, traces)
@@ -513,6 +531,7 @@ class Dispatcher:
         now = self._clock.now()
         cps, _ = await self._plans.limits(workspace.workspace_id)
         for message in messages:
+            workspace.unstarted.discard(message.attempt_id)
             lease = workspace.leases.pop(message.attempt_id, None)
             if lease is None:
                 continue  # already applied, or its lease expired and a new attempt took over
@@ -737,8 +756,11 @@ class Dispatcher:
         if t < workspace.quiet_until:
             return workspace.quiet_until - t
         free = max_concurrent - len(workspace.leases)
+        window = in_flight_limit(workspace.pace.rate(cps), self._in_flight_seconds)
+        if window is not None:
+            free = min(free, window - len(workspace.unstarted))
         if free <= 0:
-            return IDLE_SECONDS  # a CallEnded or an expiry wakes us
+            return IDLE_SECONDS  # a CallStarted, a CallEnded or an expiry wakes us
         # Slots begin where this round's requests can reach a dialer (the round's own time under load is
         # part of it) and are planned up to the lead beyond, so the time a round takes does not cost
         # starts; a slot's call request holds its lease while it waits in the dialer.
@@ -747,7 +769,7 @@ class Dispatcher:
         slots = workspace.slots.take(earliest, cps, min(free, self._max_round), rate=rate)
         if not slots:
             return max(0.001, workspace.slots.wait(earliest, cps, rate=rate))
-        workspace.pace.planned(t, cps)
+        workspace.pace.planned(t)
         picked = await self._pick(workspace, len(slots), now)
         if not picked:
             workspace.slots.give_back(len(slots))
@@ -781,6 +803,7 @@ class Dispatcher:
         fx = Effects()
         for lease in expired:
             del workspace.leases[lease.attempt_id]
+            workspace.unstarted.discard(lease.attempt_id)
             LEASES_EXPIRED.inc()
             # No end event in time: the slot comes back and the attempt counts as our failure.
             self._ended(workspace, lease, Outcome.SYSTEM_ERROR, now, fx)
@@ -975,6 +998,7 @@ class Dispatcher:
                     continue
                 # New, or dialed before a crash and still open: (re)publish; the dialer's claim dedupes.
                 workspace.leases[lease.attempt_id] = lease
+                workspace.unstarted.add(lease.attempt_id)
                 batch = workspace.batches[lease.contact.batch_id]
                 # Each request keeps its lease's slot: an attempt found already ended (after a crash) leaves
                 # its slot unused, a gap that costs that start and nothing else.

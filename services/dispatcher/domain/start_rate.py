@@ -211,6 +211,26 @@ def expected_lag(previous: float, measured: float) -> float:
     return min(MAX_PUBLISH_LAG_SECONDS, max(measured, previous * 0.9, 0.0))
 
 
+IN_FLIGHT_SECONDS = 3.0
+"""How many seconds of requests at the planned pace may wait for their dialers' start at once (see
+`in_flight_limit`). Requests are published up to a second before their slots (lag, hop and lead)."""
+
+MIN_IN_FLIGHT = 20
+"""The in-flight window of the slowest pace: a low plan's requests are never held back by it."""
+
+
+def in_flight_limit(rate: float, seconds: float = IN_FLIGHT_SECONDS) -> int | None:
+    """How many of a workspace's call requests may be published and not yet started (None: no limit).
+
+    The dialers' pace is otherwise seen only through missed slots, seconds late; bounding what waits for a
+    start makes the dispatcher publish as fast as the dialers start calls (self-clocking, like a TCP
+    window), so a slow dialer shows as a full window, not as a backlog of requests missing their slots.
+    `seconds` 0: no window (a benchmark that measures the dispatcher with no dialer running)."""
+    if seconds <= 0:
+        return None
+    return max(MIN_IN_FLIGHT, math.ceil(rate * seconds))
+
+
 SLOW_START_CALLS_PER_SECOND = 50.0
 """The pace a workspace's slots begin at (a plan below it is not slowed at all)."""
 
@@ -235,37 +255,35 @@ class DialerPace:
     cap: float | None = SLOW_START_CALLS_PER_SECOND
     """Calls per second to plan at; None: the plan's own rate."""
     slow_start: bool = True
-    """Until the first miss (or the plan's rate), the cap doubles for every second slots were planned: the
-    dialers' pace is learned from the ends of calls, seconds after their slots were planned, so starting at
-    the plan's rate on a high plan queues thousands of requests in the dialers before the first miss is
-    seen (a 10,000-contact run on a plan of 100,000/s missed 11,000 slots, up to 10 s late). Starting low
-    and doubling reaches a dialer's few hundred a second in a few seconds, and a plan's rate in about
-    log2(plan / 50) seconds. Begun again after IDLE_RESTART_SECONDS without slots, as TCP does after idle."""
+    """Until the first miss (or the plan's rate), each call started adds one call a second to the cap (TCP's
+    slow start: it doubles every second the dialers keep up). Misses are seen seconds after their slots
+    were planned, so starting at the plan's rate on a high plan queues thousands of requests in the dialers
+    before the first one is seen (a 10,000-contact run on a plan of 100,000/s missed 11,000 slots, up to
+    10 s late). Starting low reaches a dialer's few hundred a second in a few seconds, and a plan's rate in
+    about log2(plan / 50) seconds. Begun again after IDLE_RESTART_SECONDS without slots, as TCP does."""
     hop: float = DIALER_HOP_SECONDS
     """Seconds from a request's publication to its dialer being ready to start it: slots begin after it.
     Doubles on misses (up to MAX_DIALER_HOP_SECONDS) and decays back to the default without them."""
     _changed_at: float = float("-inf")
     _missed_at: float = float("-inf")
-    _grown_at: float | None = None
-    _planned_at: float = float("-inf")
+    _planned_at: float | None = None
 
     def rate(self, calls_per_second: float) -> float:
         return calls_per_second if self.cap is None else min(self.cap, calls_per_second)
 
-    def planned(self, now: float, calls_per_second: float) -> None:
-        """A round planned slots at this pace: slow start grows with the seconds spent doing so."""
-        if now - self._planned_at > IDLE_RESTART_SECONDS and (
-            self.cap is None or self.cap > SLOW_START_CALLS_PER_SECOND
-        ):
-            self.cap, self.slow_start, self._grown_at = SLOW_START_CALLS_PER_SECOND, True, None
+    def planned(self, now: float) -> None:
+        """A round planned slots: after IDLE_RESTART_SECONDS without, the slow start begins again."""
+        idle = self._planned_at is not None and now - self._planned_at > IDLE_RESTART_SECONDS
+        if idle and (self.cap is None or self.cap > SLOW_START_CALLS_PER_SECOND):
+            self.cap, self.slow_start = SLOW_START_CALLS_PER_SECOND, True
         self._planned_at = now
+
+    def started(self, calls_per_second: float) -> None:
+        """A requested call started: while slow-starting, the pace grows by one call a second for each
+        (it doubles every second the dialers keep up with it; it stays put while they start nothing)."""
         if not self.slow_start or self.cap is None:
             return
-        if self._grown_at is None:
-            self._grown_at = now
-        elif now - self._grown_at >= 1.0:
-            self.cap *= 2
-            self._grown_at = now
+        self.cap += 1.0
         if self.cap >= calls_per_second:
             self.cap, self.slow_start = None, False
 

@@ -27,8 +27,9 @@ from shared.telemetry import traceparent_of
 log = logging.getLogger(__name__)
 
 _TYPE = b'"type":"'
-_IGNORED = (b"call.started", b"call.ringing", b"call.answered", b"contact.skipped")
-"""Progress events and upload skips do not change the queue: skipped before decoding (most of call-events)."""
+_IGNORED = (b"call.ringing", b"call.answered", b"contact.skipped")
+"""Progress events and upload skips do not change the queue: skipped before decoding (half of call-events).
+A call's start is read: it closes the request's place in the in-flight window."""
 
 
 class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dispatcher.domain.batch import SEGMENT_SIZE
-from dispatcher.domain.start_rate import handover_quiet_seconds
+from dispatcher.domain.start_rate import handover_quiet_seconds, in_flight_limit
 from dispatcher.handlers import Dispatcher
 from shared.events import (
     SLOT_MISSED,
@@ -24,6 +24,7 @@ from shared.events import (
     CallEnded,
     CallingWindowSpec,
     CallRequested,
+    CallStarted,
     CancelBatch,
     ContactAccepted,
     ContactCancelled,
@@ -50,8 +51,15 @@ AGENT = AgentSnapshot(
 
 class World:
     def __init__(
-        self, *, cps: float = 1000, concurrent: int = 1000, store: MemoryStore | None = None
+        self,
+        *,
+        cps: float = 1000,
+        concurrent: int = 1000,
+        store: MemoryStore | None = None,
+        in_flight_seconds: float = 0.0,
     ) -> None:
+        # No in-flight window unless a test asks: these worlds have no dialer to report starts.
+        self.in_flight_seconds = in_flight_seconds
         self.store = store or MemoryStore()
         self.sink = Sink()
         self.plans = Plans(cps, concurrent)
@@ -60,7 +68,15 @@ class World:
         self.dispatcher = self.new_dispatcher()
 
     def new_dispatcher(self) -> Dispatcher:
-        return Dispatcher(self.store, self.sink, self.plans, self.dnc, self.clock, autostart=False)
+        return Dispatcher(
+            self.store,
+            self.sink,
+            self.plans,
+            self.dnc,
+            self.clock,
+            autostart=False,
+            in_flight_seconds=self.in_flight_seconds,
+        )
 
     def envelope(self, batch_id: str) -> dict[str, object]:
         return {"occurred_at": self.clock.now(), "workspace_id": WS, "correlation_id": batch_id}
@@ -95,6 +111,17 @@ class World:
             total_rows=accepted + skipped,  # type: ignore[arg-type]
             accepted=accepted,
             skipped=skipped,
+        )
+
+    def started(self, request: CallRequested) -> CallStarted:
+        return CallStarted(
+            **self.envelope(request.batch_id),
+            batch_id=request.batch_id,
+            contact_id=request.contact_id,  # type: ignore[arg-type]
+            attempt_id=request.attempt_id,
+            attempt_number=request.attempt_number,
+            phone_number=request.phone_number,
+            provider="test",
         )
 
     def ended(self, request: CallRequested, outcome: Outcome) -> CallEnded:
@@ -509,3 +536,32 @@ async def test_a_lease_without_its_slot_makes_the_new_owner_wait_for_the_furthes
     for _ in range(10):
         await w.rounds(1, advance=0.1)
     assert len(w.requests()) > before
+
+
+async def test_requests_waiting_for_their_start_are_bounded_and_each_start_opens_a_place() -> None:
+    # Slow dialers: what waits for a start is bounded (self-clocking), so they never get a backlog of
+    # requests that miss their slots; and the slow start does not speed up while nothing starts.
+    w = World(cps=100_000, concurrent=100_000, in_flight_seconds=3.0)
+    await w.start()
+    await w.apply(w.accepted("batch_a", 2000), *w.contacts("batch_a", range(1, 2001)))
+    await w.rounds(60, advance=0.1)
+    first = w.requests()
+    assert len(first) == 150  # three seconds at the slow start's 50/s, then the window is full
+    await w.rounds(20, advance=0.1)
+    assert len(w.requests()) == 150  # nothing started: nothing more
+    await w.apply(*[w.started(r) for r in first[:30]], *[w.ended(r, Outcome.COMPLETED) for r in first[30:40]])
+    await w.rounds(10, advance=0.1)
+    # 30 started and 10 ended (never started: missed) opened 40 places, and the 30 starts grew the pace
+    # (slow start) to 80/s and the window with it; what waits stays within the window.
+    assert 190 <= len(w.requests()) <= 40 + in_flight_limit(80.0, 3.0)
+
+
+async def test_while_the_dialers_keep_up_the_slow_start_speeds_up() -> None:
+    w = World(cps=100_000, concurrent=100_000, in_flight_seconds=3.0)
+    await w.start()
+    await w.apply(w.accepted("batch_a", 5000), *w.contacts("batch_a", range(1, 5001)))
+    for _ in range(60):  # every request starts a tenth of a second after it is published
+        before = len(w.requests())
+        await w.rounds(1, advance=0.1)
+        await w.apply(*[w.started(r) for r in w.requests()[before:]])
+    assert len(w.requests()) > 1000  # 50/s doubling each second: far more than 6 s at 50/s

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispatcher.domain.start_rate import (
-    MAX_PUBLISH_LAG_SECONDS,
     IDLE_RESTART_SECONDS,
+    MAX_PUBLISH_LAG_SECONDS,
     MAX_SLACK_SECONDS,
     SAFETY_MARGIN_SECONDS,
     SLOW_START_CALLS_PER_SECOND,
@@ -245,29 +245,27 @@ def test_misses_of_slots_planned_before_a_back_off_do_not_halve_again_nor_let_th
     assert pace.rate(1000) == pytest.approx(221)
 
 
-def test_the_pace_starts_slow_and_doubles_each_second_of_planning_up_to_the_plan() -> None:
+def test_the_pace_starts_slow_and_grows_with_each_start_up_to_the_plan() -> None:
     pace = DialerPace()
     assert pace.rate(20) == 20  # a plan below the slow start is not slowed
     assert pace.rate(100_000) == SLOW_START_CALLS_PER_SECOND
-    t = 0.0
-    rates = []
-    while pace.cap is not None:
-        pace.planned(t, 100_000)
-        rates.append(pace.rate(100_000))
-        t += 0.5
-    assert rates[:5] == [50, 50, 100, 100, 200]
-    assert pace.rate(100_000) == 100_000 and t < 20
+    seconds = 0
+    while pace.cap is not None:  # each second, the dialers start what the pace planned
+        for _ in range(int(pace.rate(100_000))):
+            pace.started(100_000)
+        seconds += 1
+    assert seconds == 11  # 50 * 2**11 > 100,000: doubled every second
 
 
 def test_a_miss_ends_the_slow_start_and_idle_begins_it_again() -> None:
     pace = DialerPace()
-    for t in range(4):
-        pace.planned(float(t), 100_000)
+    for _ in range(350):
+        pace.started(100_000)
     assert pace.rate(100_000) == 400
     pace.missed(4.0, 100_000, 400.0, slot_planned_at=3.0)
     assert pace.rate(100_000) == 200 and not pace.slow_start
-    pace.planned(5.0, 100_000)
-    pace.planned(6.0, 100_000)
-    assert pace.rate(100_000) == 200  # AIMD now, grown only by kept slots
-    pace.planned(6.0 + IDLE_RESTART_SECONDS + 1, 100_000)
+    pace.planned(5.0)
+    pace.started(100_000)
+    assert pace.rate(100_000) == 200  # AIMD now, grown only by seconds of kept slots
+    pace.planned(5.0 + IDLE_RESTART_SECONDS + 1)
     assert pace.slow_start and pace.rate(100_000) == SLOW_START_CALLS_PER_SECOND
