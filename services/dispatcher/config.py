@@ -21,9 +21,9 @@ class Settings(ServiceSettings):
     poll_max_records: int = Field(default=2000, ge=1, description="Most messages applied in one step.")
     max_round: int = Field(default=2000, ge=1, description="Most call requests one workspace round emits.")
     in_flight_seconds: float = Field(
-        default=3.0,
+        default=2.0,
         ge=0,
-        description="Seconds of requests at a workspace's pace that may wait for their start at once "
+        description="Seconds of a workspace's recent start rate that may wait for their start at once "
         "(the dialers' back-pressure); 0: no window.",
     )
     lease_grace_seconds: float = Field(

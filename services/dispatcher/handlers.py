@@ -354,7 +354,7 @@ class Dispatcher:
                 if message.attempt_id in workspace.unstarted:
                     workspace.unstarted.discard(message.attempt_id)
                     cps, _ = await self._plans.limits(workspace.workspace_id)
-                    workspace.pace.started(cps)
+                    workspace.pace.started(self._clock.now().timestamp(), cps)
                 continue
             if isinstance(message, ContactAccepted):
                 if ended:
@@ -756,7 +756,7 @@ class Dispatcher:
         if t < workspace.quiet_until:
             return workspace.quiet_until - t
         free = max_concurrent - len(workspace.leases)
-        window = in_flight_limit(workspace.pace.rate(cps), self._in_flight_seconds)
+        window = in_flight_limit(workspace.pace.start_rate(t), self._in_flight_seconds)
         if window is not None:
             free = min(free, window - len(workspace.unstarted))
         if free <= 0:

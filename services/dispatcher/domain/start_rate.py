@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -211,24 +212,31 @@ def expected_lag(previous: float, measured: float) -> float:
     return min(MAX_PUBLISH_LAG_SECONDS, max(measured, previous * 0.9, 0.0))
 
 
-IN_FLIGHT_SECONDS = 3.0
-"""How many seconds of requests at the planned pace may wait for their dialers' start at once (see
-`in_flight_limit`). Requests are published up to a second before their slots (lag, hop and lead)."""
+IN_FLIGHT_SECONDS = 2.0
+"""How many seconds of the dialers' starts may wait for their start at once (see `in_flight_limit`):
+requests are published up to a second before their slots (lag, hop and lead); less than the longest slot
+(MAX_SLACK_SECONDS), so a request waiting behind a full window still starts inside its slot."""
+
+START_RATE_SECONDS = 2.0
+"""Over how many seconds a workspace's start rate is measured (DialerPace.start_rate)."""
 
 MIN_IN_FLIGHT = 20
 """The in-flight window of the slowest pace: a low plan's requests are never held back by it."""
 
 
-def in_flight_limit(rate: float, seconds: float = IN_FLIGHT_SECONDS) -> int | None:
+def in_flight_limit(start_rate: float, seconds: float = IN_FLIGHT_SECONDS) -> int | None:
     """How many of a workspace's call requests may be published and not yet started (None: no limit).
 
     The dialers' pace is otherwise seen only through missed slots, seconds late; bounding what waits for a
-    start makes the dispatcher publish as fast as the dialers start calls (self-clocking, like a TCP
-    window), so a slow dialer shows as a full window, not as a backlog of requests missing their slots.
-    `seconds` 0: no window (a benchmark that measures the dispatcher with no dialer running)."""
+    start by the rate the dialers actually start calls at (`start_rate`, DialerPace.start_rate) makes the
+    dispatcher publish as fast as they start them (self-clocking, like a TCP window): a slow dialer shows
+    as a full window, not as a backlog of requests missing their slots. `seconds` of starts may wait (a
+    dialer that keeps up has about a second's worth: requests are published that far ahead of their slots,
+    so the window leaves room to grow). `seconds` 0: no window (a benchmark that measures the dispatcher
+    with no dialer running)."""
     if seconds <= 0:
         return None
-    return max(MIN_IN_FLIGHT, math.ceil(rate * seconds))
+    return max(MIN_IN_FLIGHT, math.ceil(max(start_rate, SLOW_START_CALLS_PER_SECOND) * seconds))
 
 
 SLOW_START_CALLS_PER_SECOND = 50.0
@@ -267,9 +275,16 @@ class DialerPace:
     _changed_at: float = float("-inf")
     _missed_at: float = float("-inf")
     _planned_at: float | None = None
+    _starts: deque[float] = field(default_factory=deque)
 
     def rate(self, calls_per_second: float) -> float:
         return calls_per_second if self.cap is None else min(self.cap, calls_per_second)
+
+    def start_rate(self, now: float) -> float:
+        """Calls per second the dialers started for this workspace lately."""
+        while self._starts and self._starts[0] < now - START_RATE_SECONDS:
+            self._starts.popleft()
+        return len(self._starts) / START_RATE_SECONDS
 
     def planned(self, now: float) -> None:
         """A round planned slots: after IDLE_RESTART_SECONDS without, the slow start begins again."""
@@ -278,9 +293,12 @@ class DialerPace:
             self.cap, self.slow_start = SLOW_START_CALLS_PER_SECOND, True
         self._planned_at = now
 
-    def started(self, calls_per_second: float) -> None:
+    def started(self, now: float, calls_per_second: float) -> None:
         """A requested call started: while slow-starting, the pace grows by one call a second for each
         (it doubles every second the dialers keep up with it; it stays put while they start nothing)."""
+        self._starts.append(now)
+        while self._starts and self._starts[0] < now - START_RATE_SECONDS:
+            self._starts.popleft()
         if not self.slow_start or self.cap is None:
             return
         self.cap += 1.0

@@ -252,7 +252,7 @@ def test_the_pace_starts_slow_and_grows_with_each_start_up_to_the_plan() -> None
     seconds = 0
     while pace.cap is not None:  # each second, the dialers start what the pace planned
         for _ in range(int(pace.rate(100_000))):
-            pace.started(100_000)
+            pace.started(float(seconds), 100_000)
         seconds += 1
     assert seconds == 11  # 50 * 2**11 > 100,000: doubled every second
 
@@ -260,12 +260,14 @@ def test_the_pace_starts_slow_and_grows_with_each_start_up_to_the_plan() -> None
 def test_a_miss_ends_the_slow_start_and_idle_begins_it_again() -> None:
     pace = DialerPace()
     for _ in range(350):
-        pace.started(100_000)
+        pace.started(3.5, 100_000)
+    assert pace.start_rate(4.0) == 175  # over the last two seconds
+    assert pace.start_rate(6.0) == 0
     assert pace.rate(100_000) == 400
     pace.missed(4.0, 100_000, 400.0, slot_planned_at=3.0)
     assert pace.rate(100_000) == 200 and not pace.slow_start
     pace.planned(5.0)
-    pace.started(100_000)
+    pace.started(5.0, 100_000)
     assert pace.rate(100_000) == 200  # AIMD now, grown only by seconds of kept slots
     pace.planned(5.0 + IDLE_RESTART_SECONDS + 1)
     assert pace.slow_start and pace.rate(100_000) == SLOW_START_CALLS_PER_SECOND
