@@ -1,9 +1,10 @@
 """Publishing call events to Kafka without awaiting each one.
 
 `emit` and `emit_confirmed` are synchronous: they queue the event (the latter returns a future for the
-broker's acknowledgement). One sender task hands queued events to the producer in emission order, so a
-call's events reach their partition (keyed by workspace) in the order they happened, and a burst of
-thousands of calls shares the producer's batches instead of paying a round trip each. The idempotent
+broker's acknowledgement). One sender task takes everything queued at once, appends it in emission order
+to one record batch per partition and hands each batch to the producer whole (`send_batch`): a call's
+events reach their partition (keyed by workspace) in the order they happened, and a burst of thousands of
+calls costs a few batches rather than a producer call, a future and a callback per event. The idempotent
 producer appends to a partition in order, so the acknowledgement of a call's last event covers the others.
 """
 
@@ -102,41 +103,84 @@ class KafkaCallEvents:
         self._retired.add(task)
         task.add_done_callback(self._retired.discard)
 
-    def _acked(self, ack: asyncio.Future[Any], item: _Queued) -> None:
+    def _acked(self, ack: asyncio.Future[Any], items: list[_Queued]) -> None:
         if not ack.cancelled() and isinstance(ack.exception(), _SEQUENCE_BROKEN):
             # Sent again on a new producer: the send loop renews it before the next send.
             self._broken = True
-            self._queue.put_nowait(item)
+            for item in items:
+                self._queue.put_nowait(item)
             return
-        done = item[2]
-        if done is not None:
-            _settle(ack, done)
-        else:
+        failed = False
+        for _, _, done in items:
+            if done is not None:
+                _settle(ack, done)
+            else:
+                failed = True
+        if failed:
             _log_failure(ack)
 
     async def _send_loop(self) -> None:
         while True:
-            event, headers, done = await self._queue.get()
+            items = [await self._queue.get()]
+            while len(items) < MAX_ITEMS_PER_SEND and not self._queue.empty():
+                items.append(self._queue.get_nowait())
             try:
                 if self._broken:
                     await self._renew()
-                topic, key = topic_for(event), key_for(event)
-                ack = await self._producer.send(
-                    topic.name_with(self._prefix),
-                    encode(event),
-                    key=key,
-                    partition=self._partition(topic, key),
-                    headers=headers,
-                )
-                ack.add_done_callback(lambda a, item=(event, headers, done): self._acked(a, item))
-            except Exception as exc:  # the producer refused the message outright
-                log.exception(
-                    "could not queue a call event", extra={"type": event.model_fields["type"].default}
-                )
-                if done is not None and not done.done():
-                    done.set_exception(exc)
+                await self._send(items)
             finally:
-                self._queue.task_done()
+                for _ in items:
+                    self._queue.task_done()
+
+    async def _send(self, items: list[_Queued]) -> None:
+        """Append `items` in order to one batch per partition (a new one when full) and submit each."""
+        open_batches: dict[tuple[str, int], tuple[Any, list[_Queued]]] = {}
+        full: list[tuple[str, int, Any, list[_Queued]]] = []
+        for item in items:
+            event, headers, done = item
+            try:
+                topic, key = topic_for(event), key_for(event)
+                target = (topic.name_with(self._prefix), self._partition(topic, key))
+                value = encode(event)
+            except Exception as exc:  # an event that cannot be encoded fails alone
+                _refused(event, done, exc)
+                continue
+            batch = open_batches.get(target)
+            if batch is None:
+                batch = open_batches[target] = (self._producer.create_batch(), [])
+            if batch[0].append(timestamp=None, key=key, value=value, headers=headers) is None:
+                full.append((*target, *batch))
+                batch = open_batches[target] = (self._producer.create_batch(), [])
+                if batch[0].append(timestamp=None, key=key, value=value, headers=headers) is None:
+                    _refused(event, done, ValueError("a call event larger than a record batch"))
+                    continue
+            batch[1].append(item)
+        # Full batches were started first, so each partition's batches are submitted in emission order.
+        for topic_name, partition, builder, batched in [
+            *full,
+            *((t, p, b, i) for (t, p), (b, i) in open_batches.items()),
+        ]:
+            if not batched:
+                continue
+            try:
+                ack = await self._producer.send_batch(builder, topic_name, partition=partition)
+            except Exception as exc:  # the producer refused the batch outright
+                for event, _, done in batched:
+                    _refused(event, done, exc)
+                continue
+            ack.add_done_callback(lambda a, batched=batched: self._acked(a, batched))
+
+
+MAX_ITEMS_PER_SEND = 10_000
+"""Most queued events one pass of the send loop takes: bounds how long it holds the event loop."""
+
+
+def _refused(event: Message, done: asyncio.Future[None] | None, exc: Exception) -> None:
+    log.error(
+        "could not queue a call event", exc_info=exc, extra={"type": type(event).model_fields["type"].default}
+    )
+    if done is not None and not done.done():
+        done.set_exception(exc)
 
 
 _SEQUENCE_BROKEN = (OutOfOrderSequenceNumber, InvalidProducerEpoch)

@@ -7,6 +7,7 @@ in and however many dialers share the work. Test numbers (docs/test-numbers.md) 
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Sequence
@@ -147,7 +148,9 @@ class CallSimulator:
             raise ValueError("the outcome mix needs at least one positive weight")
         self._seed = seed
         self._outcomes = [outcome for outcome, _ in mix]
-        self._weights = [weight for _, weight in mix]
+        # Cumulative once here rather than in every draw: `choices` would accumulate the weights per call,
+        # and the draws are the same either way.
+        self._cum_weights = list(itertools.accumulate(weight for _, weight in mix))
 
     def plan(self, call: OutboundCall) -> SimulatedCall:
         """How `call` goes: a test number's fixed behaviour, or a draw from this attempt's own stream."""
@@ -158,7 +161,7 @@ class CallSimulator:
             setup = 0.0 if fixed.outcome in ANSWERED else _setup_seconds(outcome, rng)
             ring, talk = fixed.ring_seconds, fixed.talk_seconds
         else:
-            outcome = rng.choices(self._outcomes, self._weights)[0]
+            outcome = rng.choices(self._outcomes, cum_weights=self._cum_weights)[0]
             setup = _setup_seconds(outcome, rng)
             ring = rng.uniform(2.0, 12.0) if outcome in ANSWERED else 0.0
             talk = _talk_seconds(outcome, rng)
