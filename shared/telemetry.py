@@ -14,6 +14,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import Link, Span, SpanKind
 
 from shared.settings import InfraSettings
@@ -61,8 +62,16 @@ def configure_logging(service: str, infra: InfraSettings) -> None:
 
 
 def configure_tracing(service: str, infra: InfraSettings) -> TracerProvider:
-    provider = TracerProvider(resource=Resource.create({"service.name": f"batchcalls-{service}"}))
+    """Install the service's tracer provider. With no exporter, spans are not recorded at all (ParentBased
+    on ALWAYS_OFF): ids are still made and propagated, so logs carry trace ids and Kafka headers carry
+    `traceparent`, but no span objects are built for nobody (a third of the dialer's per-call CPU went to
+    spans that were never exported). A deployment traces with an exporter on every service: a span dropped
+    upstream is not sampled downstream either."""
     exporter = _exporter(infra)
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": f"batchcalls-{service}"}),
+        sampler=None if exporter is not None else ParentBased(ALWAYS_OFF),
+    )
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
