@@ -153,6 +153,11 @@ class MongoReadModels:
         self._feed = db[FEED]
         self._outbox = db[OUTBOX]
         self._now_ms = now_ms
+        self._shown_listeners: list[Callable[[Sequence[StoredBatch]], None]] = []
+
+    def on_shown(self, listener: Callable[[Sequence[StoredBatch]], None]) -> None:
+        """Calls `listener` with the batch documents readers see, each time they have been written."""
+        self._shown_listeners.append(listener)
 
     async def ensure_indexes(self) -> None:
         await self._calls.create_index([("contact_id", ASCENDING)])
@@ -224,6 +229,8 @@ class MongoReadModels:
             await insert_new(self._calls, [call_to_doc(w.view, w.version, w.pos) for w in changes.calls])
         if changes.shown:
             await _replace(self._batches, changes.shown)
+            for listener in self._shown_listeners:
+                listener(changes.shown)
 
     # --- queries (the API) -----------------------------------------------------------------------------
 
