@@ -263,6 +263,7 @@ async def measure_freshness(
 
     poller = asyncio.create_task(poll())
     started = time.perf_counter()
+    sends: list[asyncio.Task[None]] = []
     for k in range(1, total + 1):
         due = started + (k - 1) / rate
         delay = due - time.perf_counter()
@@ -276,8 +277,11 @@ async def measure_freshness(
             outcome=Outcome.COMPLETED,
             attempts=1,
         )
-        await env.publish(message)
+        # Timed from the send, not the broker's acknowledgement; not awaited one by one, since waiting
+        # for each acknowledgement (the producer lingers 20 ms) held the rate near 50 events/s, not 1,000.
         published.append(time.perf_counter())
+        sends.append(asyncio.create_task(env.publish(message)))
+    await asyncio.gather(*sends)
     done.set()
     await asyncio.wait_for(poller, timeout=120)
     lags = [(seen[k] - published[k - 1]) * 1000 for k in range(1, total + 1)]

@@ -14,6 +14,7 @@ counting a call as finished, before that call's document says so.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 import orjson
@@ -33,6 +34,7 @@ from status.adapters.documents import (
 from status.ports import (
     FEED_PAGE,
     LIST_BUCKET,
+    YIELD_EVERY,
     Changes,
     FeedEntry,
     OutboxItem,
@@ -226,7 +228,13 @@ class MongoReadModels:
             vacated = _vacated_fragments(changes)
             if vacated:
                 await insert_new(self._vacated, vacated)
-            await insert_new(self._calls, [call_to_doc(w.view, w.version, w.pos) for w in changes.calls])
+            docs: list[Document] = []
+            for start in range(0, len(changes.calls), YIELD_EVERY):
+                docs.extend(
+                    call_to_doc(w.view, w.version, w.pos) for w in changes.calls[start : start + YIELD_EVERY]
+                )
+                await asyncio.sleep(0)  # a replay's chunk has tens of thousands: the API answers in between
+            await insert_new(self._calls, docs)
         if changes.shown:
             await _replace(self._batches, changes.shown)
             for listener in self._shown_listeners:
