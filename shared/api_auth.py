@@ -52,12 +52,14 @@ class RequestLimiter:
         return None
 
 
-def directory_of(request: Request) -> WorkspaceDirectory:
+# Dependencies are coroutines so FastAPI calls them on the event loop: a plain `def` would be handed to
+# the thread pool on every request, a thread round trip that cost more than the rest of a cached status GET.
+async def directory_of(request: Request) -> WorkspaceDirectory:
     directory: WorkspaceDirectory = request.app.state.workspaces
     return directory
 
 
-def limiter_of(request: Request) -> RequestLimiter:
+async def limiter_of(request: Request) -> RequestLimiter:
     limiter: RequestLimiter = request.app.state.request_limiter
     return limiter
 

@@ -26,5 +26,8 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         log_config=None,
         access_log=False,
         lifespan="on",
+        # Named, not uvicorn's "auto": installing uvloop or httptools must not change every service at once.
+        loop=settings.http_loop,
+        http=settings.http_parser,
         timeout_graceful_shutdown=60,
     )

@@ -41,3 +41,9 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     instance_id: str = Field(default="", description="Defaults to host name and pid; names the Kafka client.")
+    http_loop: Literal["asyncio", "uvloop"] = Field(
+        default="asyncio", description="The event loop uvicorn runs the service on (ADR 0053)."
+    )
+    http_parser: Literal["h11", "httptools"] = Field(
+        default="h11", description="uvicorn's HTTP/1.1 implementation (ADR 0053)."
+    )

@@ -59,6 +59,7 @@ from status.domain.notifications import (
 )
 from status.domain.signing import REFERENCE_SIGNATURE_HEADER, SIGNATURE_HEADER, signature
 from status.ports import (
+    YIELD_EVERY,
     CallWrite,
     Changes,
     DeliveryLog,
@@ -264,7 +265,9 @@ class Projector:
         # record holds (a crash may have come before their call versions were written) before any new
         # event is measured against them. The redelivered chunk holds every such event (run_projection).
         counted_first = sorted(records, key=lambda r: not is_counted(r))
-        for record in counted_first:
+        for index, record in enumerate(counted_first):
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
             message = record.message
             batch_id = message.batch_id
             batch = batches[batch_id]

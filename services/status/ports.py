@@ -16,6 +16,10 @@ FEED_PAGE = 100
 LIST_BUCKET = 100
 """Positions in a batch's per-status call list are grouped in buckets of 100 (an equality query each)."""
 
+YIELD_EVERY = 500
+"""Records the projector decodes or applies between two turns of the event loop, which the query API
+shares: a replay's chunk holds tens of thousands, which would otherwise hold every request up for seconds."""
+
 
 @dataclass(frozen=True, slots=True)
 class Position:

@@ -23,7 +23,7 @@ from shared.liveness import Heartbeat
 from shared.settings import InfraSettings
 from shared.telemetry import traceparent_of
 from shared.topics import Topic
-from status.ports import Position, Record
+from status.ports import YIELD_EVERY, Position, Record
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +103,15 @@ class KafkaEventSource:
         batches = await self._consumer.getmany(timeout_ms=self._wait_ms, max_records=self._max_records)
         records: list[Record] = []
         texts: dict[bytes, str] = {}
+        decoded_since_yield = 0
         for tp, messages in batches.items():
             topic = self._names.get(tp.topic)
             name = topic.value if topic else tp.topic
             for message in messages:
+                decoded_since_yield += 1
+                if decoded_since_yield == YIELD_EVERY:
+                    decoded_since_yield = 0
+                    await asyncio.sleep(0)
                 try:
                     decoded = decode(message.value)
                 except ValidationError:

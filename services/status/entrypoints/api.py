@@ -11,12 +11,12 @@ import contextlib
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from shared.api_auth import CurrentCaller
 from shared.http import ApiError
@@ -26,10 +26,15 @@ from status.domain.calls import CallView
 from status.entrypoints import schemas
 from status.entrypoints.export import csv_lines
 from status.entrypoints.live import stream
+from status.entrypoints.status_bodies import StatusBodies, respond
 from status.ports import StoredBatch
 
 PREFIXES = ("/v1/batch-calls", "/v1/api/batch-calls")
 BatchId = Annotated[str, "the batch id"]
+IfNoneMatch = Annotated[
+    str | None,
+    Header(description="An ETag of an earlier answer: 304 without a body while the batch is unchanged."),
+]
 ListStatus = Literal["all", "waiting", "active", "completed", "failed", "cancelled"]
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -38,7 +43,11 @@ class BatchCache:
     """Batch documents read in the last `ttl_ms` (per process). An expired entry is still served while one
     background read refreshes it (stale-while-revalidate), and concurrent misses share one read: a
     dashboard poll never waits on the database once the batch is warm, and 200 pollers cost one read per
-    `ttl_ms`, not a stampede. Answers are at most `ttl_ms` plus one read old."""
+    `ttl_ms`, not a stampede. Answers are at most `ttl_ms` plus one read old.
+
+    In the process that projects, the projector also hands over every batch document right after writing
+    it (`put`), so a poll sees a change at once instead of at the next refresh; a read that started before
+    such a hand-over does not overwrite it with the older document."""
 
     def __init__(
         self, read_models: MongoReadModels, ttl_ms: int, clock: Callable[[], float] = time.monotonic
@@ -49,6 +58,22 @@ class BatchCache:
         self._entries: dict[str, tuple[float, StoredBatch | None]] = {}
         self._reads: dict[str, asyncio.Future[StoredBatch | None]] = {}
         self._refreshes: set[asyncio.Task[None]] = set()
+        self._handovers: dict[str, int] = {}
+        """Per batch, how many documents the projector handed over (a read started before one is stale)."""
+
+    def put(self, batches: Sequence[StoredBatch]) -> None:
+        """The projector wrote these batch documents (the ones readers see)."""
+        now = self._clock()
+        for stored in batches:
+            batch_id = stored.view.batch_id
+            self._handovers[batch_id] = self._handovers.get(batch_id, 0) + 1
+            self._entries[batch_id] = (now, stored)
+        self._bound()
+
+    def _bound(self) -> None:
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+            self._handovers.clear()
 
     async def _read(self, batch_id: str) -> StoredBatch | None:
         pending = self._reads.get(batch_id)
@@ -56,6 +81,7 @@ class BatchCache:
             return await asyncio.shield(pending)
         future: asyncio.Future[StoredBatch | None] = asyncio.get_running_loop().create_future()
         self._reads[batch_id] = future
+        handovers = self._handovers.get(batch_id, 0)
         try:
             stored = await self._read_models.shown_batch(batch_id)
         except Exception as exc:
@@ -64,9 +90,13 @@ class BatchCache:
             raise
         finally:
             self._reads.pop(batch_id, None)
-        if len(self._entries) > 10_000:
-            self._entries.clear()
-        self._entries[batch_id] = (self._clock(), stored)
+        newer = self._entries.get(batch_id)
+        if newer is not None and self._handovers.get(batch_id, 0) != handovers:
+            # The projector handed over a newer document while this read was on its way.
+            stored = newer[1]
+        else:
+            self._bound()
+            self._entries[batch_id] = (self._clock(), stored)
         future.set_result(stored)
         return stored
 
@@ -97,6 +127,11 @@ def _read_models(request: Request) -> MongoReadModels:
 def _cache(request: Request) -> BatchCache:
     cache: BatchCache = request.app.state.batch_cache
     return cache
+
+
+def _bodies(request: Request) -> StatusBodies:
+    bodies: StatusBodies = request.app.state.status_bodies
+    return bodies
 
 
 def _now_ms() -> int:
@@ -140,10 +175,10 @@ def batch_router() -> APIRouter:
         summary="Batch status with a nested progress object",
     )
     async def batch_status(
-        request: Request, caller: CurrentCaller, batch_id: BatchId
-    ) -> schemas.BatchStatusBody:
+        request: Request, caller: CurrentCaller, batch_id: BatchId, if_none_match: IfNoneMatch = None
+    ) -> Response:
         stored = await _batch(request, caller, batch_id)
-        return schemas.batch_status(stored.view, _now_ms())
+        return respond(_bodies(request).nested(stored.view), if_none_match, _now_ms())
 
     @router.get(
         "/{batch_id}/status",
@@ -152,10 +187,10 @@ def batch_router() -> APIRouter:
         summary="The same numbers flattened, for polling dashboards",
     )
     async def flat_status(
-        request: Request, caller: CurrentCaller, batch_id: BatchId
-    ) -> schemas.FlatStatusBody:
+        request: Request, caller: CurrentCaller, batch_id: BatchId, if_none_match: IfNoneMatch = None
+    ) -> Response:
         stored = await _batch(request, caller, batch_id)
-        return schemas.flat_status(stored.view, _now_ms())
+        return respond(_bodies(request).flat(stored.view), if_none_match, _now_ms())
 
     @router.get(
         "/{batch_id}/calls",

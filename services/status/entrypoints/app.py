@@ -21,6 +21,7 @@ from status.adapters.webhook_sender import HttpxSender
 from status.bootstrap import Container, build, now_ms
 from status.config import Settings
 from status.entrypoints.api import PREFIXES, BatchCache, batch_router, usage_router
+from status.entrypoints.status_bodies import StatusBodies
 from status.entrypoints.webhooks_api import webhooks_router
 from status.handlers import WebhookDeliverer
 
@@ -113,7 +114,11 @@ def create_app(container: Container, *, on_dead_projector: Callable[[str], None]
     app.state.webhooks = container.webhooks
     app.state.workspaces = container.workspaces
     app.state.request_limiter = container.request_limiter
-    app.state.batch_cache = BatchCache(container.read_models, settings.status_cache_ms)
+    app.state.batch_cache = batch_cache = BatchCache(container.read_models, settings.status_cache_ms)
+    app.state.status_bodies = StatusBodies()
+    if container.source is not None:
+        # This process projects: the API sees each batch document as soon as it is written.
+        container.read_models.on_shown(batch_cache.put)
 
     async def mongo() -> None:
         await ping(container.client)

@@ -173,6 +173,29 @@ async def test_flat_status_and_both_prefixes(projected: dict[str, Any], status_e
     assert all(r["duration"] is not None for r in done)
 
 
+async def test_a_poller_with_the_etag_gets_304_until_the_batch_changes(
+    projected: dict[str, Any], status_env: StatusEnv
+) -> None:
+    h: History = projected["history"]
+    async with client(projected["running"], status_env.tenant) as http:
+        for path in (f"/v1/batch-calls/{h.batch_id}", f"/v1/api/batch-calls/{h.batch_id}/status"):
+
+            async def unchanged(path: str = path) -> bool:
+                # The batch may still take a call's last event between the two requests: then ask again.
+                first = await http.get(path)
+                etag = first.headers["etag"]
+                assert first.status_code == 200 and etag.startswith('W/"')
+                again = await http.get(path, headers={"if-none-match": etag})
+                if again.status_code == 200:
+                    return False
+                assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+                return True
+
+            assert await wait_for(unchanged, within=30)
+            stale = await http.get(path, headers={"if-none-match": 'W/"older"'})
+            assert stale.status_code == 200 and stale.json()["batchId"] == h.batch_id
+
+
 async def test_another_workspace_gets_404_not_403(projected: dict[str, Any], status_env: StatusEnv) -> None:
     h: History = projected["history"]
     async with client(projected["running"], status_env.other) as http:
