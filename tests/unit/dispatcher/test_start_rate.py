@@ -146,7 +146,7 @@ def test_planning_time_never_goes_back() -> None:
 
 
 def test_dialer_pace_halves_once_a_second_on_misses_and_grows_back_to_the_plan() -> None:
-    pace = DialerPace(cap=None, slow_start=False)
+    pace = DialerPace(cap=None, slow_start=False, misses_to_back_off=1)
     assert pace.rate(1000) == 1000
     pace.missed(10.0, 1000)
     pace.missed(10.5, 1000)  # the same step's other misses: one back-off a second
@@ -167,7 +167,7 @@ def test_dialer_pace_halves_once_a_second_on_misses_and_grows_back_to_the_plan()
     cps=st.floats(0.1, 100_000),
 )
 def test_dialer_pace_never_exceeds_the_plan(events: list[tuple[float, bool]], cps: float) -> None:
-    pace = DialerPace(cap=None, slow_start=False)
+    pace = DialerPace(cap=None, slow_start=False, misses_to_back_off=1)
     for at, missed in sorted(events):
         (pace.missed if missed else pace.kept)(at, cps)
         assert 0 < pace.rate(cps) <= cps
@@ -207,7 +207,7 @@ def test_a_first_round_far_below_the_plan_gets_the_slack_and_one_at_the_plan_doe
 
 
 def test_on_a_plan_far_above_the_dialers_the_pace_backs_off_from_the_planned_rate() -> None:
-    slots, pace = StartSlots(), DialerPace(cap=None, slow_start=False)
+    slots, pace = StartSlots(), DialerPace(cap=None, slow_start=False, misses_to_back_off=1)
     t = 0.0
     while t < 2.0:  # 200 slots a second planned on a plan of 100,000
         slots.take(t, 100_000, 10)
@@ -229,7 +229,7 @@ def test_a_new_owner_plans_around_its_predecessors_open_slots() -> None:
 
 
 def test_misses_of_slots_planned_before_a_back_off_do_not_halve_again_nor_let_the_pace_grow() -> None:
-    pace = DialerPace(cap=None, slow_start=False)
+    pace = DialerPace(cap=None, slow_start=False, misses_to_back_off=1)
     pace.missed(10.0, 1000, 800.0, slot_planned_at=7.0)
     assert pace.rate(1000) == 400
     # Slots planned at 8-9.9 s (at the old pace) keep missing for seconds: no further halving, no growth.
@@ -258,7 +258,7 @@ def test_the_pace_starts_slow_and_grows_with_each_start_up_to_the_plan() -> None
 
 
 def test_a_miss_ends_the_slow_start_and_idle_begins_it_again() -> None:
-    pace = DialerPace()
+    pace = DialerPace(misses_to_back_off=1)
     for _ in range(350):
         pace.started(3.5, 100_000)
     assert pace.start_rate(4.0) == 175  # over the last two seconds
@@ -271,3 +271,13 @@ def test_a_miss_ends_the_slow_start_and_idle_begins_it_again() -> None:
     assert pace.rate(100_000) == 200  # AIMD now, grown only by seconds of kept slots
     pace.planned(5.0 + IDLE_RESTART_SECONDS + 1)
     assert pace.slow_start and pace.rate(100_000) == SLOW_START_CALLS_PER_SECOND
+
+
+def test_a_lone_missed_slot_does_not_slow_the_pace_but_three_in_a_second_do() -> None:
+    pace = DialerPace(cap=None, slow_start=False)
+    pace.missed(10.0, 20)
+    pace.missed(12.0, 20)
+    pace.missed(12.5, 20)
+    assert pace.rate(20) == 20  # never three within one second
+    pace.missed(12.8, 20)
+    assert pace.rate(20) == 10
