@@ -348,13 +348,13 @@ class Dispatcher:
     async def _apply_workspace(self, workspace: Workspace, messages: list[Message], traces: Traces) -> None:
         contacts: list[ContactAccepted] = []
         ended: list[CallEnded] = []
+        started = 0
         for message in messages:
             if isinstance(message, CallStarted):
-                # Changes nothing else: applied at once.
+                # Changes nothing else: applied at once, the pace learns of them below.
                 if message.attempt_id in workspace.unstarted:
                     workspace.unstarted.discard(message.attempt_id)
-                    cps, _ = await self._plans.limits(workspace.workspace_id)
-                    workspace.pace.started(self._clock.now().timestamp(), cps)
+                    started += 1
                 continue
             if isinstance(message, ContactAccepted):
                 if ended:
@@ -385,6 +385,11 @@ class Dispatcher:
             await self._apply_contacts(workspace, contacts, traces)
         if ended:
             await self._apply_ended(workspace, ended, traces)
+        if started:
+            cps, _ = await self._plans.limits(workspace.workspace_id)
+            at = self._clock.now().timestamp()
+            for _ in range(started):
+                workspace.pace.started(at, cps)
 
     async def _batch(self, workspace: Workspace, batch_id: str, *, save: bool = True) -> Batch | None:
         """The live batch, or None if it finished (retired) before; unknown batches start as stubs."""

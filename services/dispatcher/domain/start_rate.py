@@ -80,6 +80,12 @@ def window_of(calls_per_second: float) -> tuple[float, int]:
     return 1.0 / calls_per_second, 1
 
 
+def _spacing(calls_per_second: float, rate: float | None) -> float:
+    """Seconds between slots planned at `rate` (at most the plan's; None: the plan's own)."""
+    span, limit = window_of(min(rate or calls_per_second, calls_per_second))
+    return (span + SAFETY_MARGIN_SECONDS) / limit
+
+
 class Slot(NamedTuple):
     """When a call may start (seconds on the wall clock): not before `start`, not after `by`."""
 
@@ -121,8 +127,7 @@ class StartSlots:
         plan's (`calls_per_second`); `rate` (at most the plan) spaces them, when the dialers fall behind."""
         now = self._floor = max(self._floor, now)
         span, limit = window_of(calls_per_second)
-        pace_span, pace_limit = window_of(min(rate or calls_per_second, calls_per_second))
-        spacing = (pace_span + SAFETY_MARGIN_SECONDS) / pace_limit
+        spacing = _spacing(calls_per_second, rate)
         self._forget(now - span - MAX_SLACK_SECONDS - CLOCK_SLACK_SECONDS)
         planned: list[Slot] = []
         while len(planned) < count:
@@ -170,8 +175,7 @@ class StartSlots:
         """Seconds until one more slot may be planned (0: one fits now)."""
         now = max(self._floor, now)
         span, limit = window_of(calls_per_second)
-        pace_span, pace_limit = window_of(min(rate or calls_per_second, calls_per_second))
-        spacing = (pace_span + SAFETY_MARGIN_SECONDS) / pace_limit
+        spacing = _spacing(calls_per_second, rate)
         return max(0.0, self._next(now, span, limit, spacing) - self.lead - now)
 
     def _next(self, now: float, span: float, limit: int, spacing: float) -> float:
