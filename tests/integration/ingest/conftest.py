@@ -241,16 +241,32 @@ class EventLog:
             await consumer.seek_to_beginning(*parts)
             deadline = time.monotonic() + deadline_s
             while time.monotonic() < deadline:
-                for records in (await consumer.getmany(timeout_ms=300, max_records=5000)).values():
-                    for record in records:
-                        message = decode(record.value)
-                        if getattr(message, "batch_id", None) == batch_id:
-                            found.append(message)
+                await self._fetch(consumer, batch_id, found)
                 if until(found):
+                    # The topics are fetched independently: the batch's closing event can arrive before the
+                    # last contacts published ahead of it. Drain every partition to its current end first.
+                    await self._drain(consumer, parts, batch_id, found)
                     return found
             raise AssertionError(f"events for {batch_id} never satisfied the condition; got {len(found)}")
         finally:
             await consumer.stop()
+
+    @staticmethod
+    async def _drain(
+        consumer: AIOKafkaConsumer, parts: list[TopicPartition], batch_id: str, found: list[AnyMessage]
+    ) -> None:
+        ends = await consumer.end_offsets(parts)
+        for part in parts:
+            while await consumer.position(part) < ends[part]:
+                await EventLog._fetch(consumer, batch_id, found)
+
+    @staticmethod
+    async def _fetch(consumer: AIOKafkaConsumer, batch_id: str, found: list[AnyMessage]) -> None:
+        for records in (await consumer.getmany(timeout_ms=300, max_records=5000)).values():
+            for record in records:
+                message = decode(record.value)
+                if getattr(message, "batch_id", None) == batch_id:
+                    found.append(message)
 
 
 @pytest.fixture(scope="session")
