@@ -20,11 +20,12 @@ from shared.outcomes import Outcome, SkipReason
 SCHEMA_VERSION: Literal[1] = 1
 
 START_TOLERANCE_SECONDS = 0.045
-"""How late after its `CallRequested.not_before` a dialer may still start a call (docs/adr/0024). The
-dispatcher spaces start slots with at least this margin, so starts within it keep the plan's rate; the
-margin costs the same fraction of the plan (45 ms: within 5% of it). At 20 ms most slots of a busy dialer
-were missed and planned again: a Python dialer's timers fire tens of milliseconds late when thousands of
-calls are due together (the dispatcher then also backs off its pace, DialerPace)."""
+"""How late after its `CallRequested.not_before` a dialer may still start a call when the request carries no
+`start_by` (docs/adr/0024), and the longest a slot planned at the plan's rate stays open: the dispatcher
+narrows it down to 15 ms for dialers that start punctually, and keeps it at this while they do not. At a
+fixed 20 ms most slots of a busy dialer were missed and planned again: a Python dialer's timers fire tens
+of milliseconds late when thousands of calls are due together (the dispatcher then also backs off its pace,
+DialerPace)."""
 
 SLOT_MISSED = "slot_missed"
 """`CallEnded.provider_code` of a request the dialer did not dial because it came too late for its slot

@@ -348,13 +348,16 @@ class Dispatcher:
     async def _apply_workspace(self, workspace: Workspace, messages: list[Message], traces: Traces) -> None:
         contacts: list[ContactAccepted] = []
         ended: list[CallEnded] = []
-        started = 0
+        started: list[float | None] = []
         for message in messages:
             if isinstance(message, CallStarted):
-                # Changes nothing else: applied at once, the pace learns of them below.
+                # Changes nothing else: applied at once, the pace learns of them below (with how late in
+                # its slot each started, when its lease knows the slot).
                 if message.attempt_id in workspace.unstarted:
                     workspace.unstarted.discard(message.attempt_id)
-                    started += 1
+                    lease = workspace.leases.get(message.attempt_id)
+                    slot = lease.slot if lease is not None else None
+                    started.append(message.occurred_at.timestamp() - slot[0] if slot else None)
                 continue
             if isinstance(message, ContactAccepted):
                 if ended:
@@ -388,8 +391,8 @@ class Dispatcher:
         if started:
             cps, _ = await self._plans.limits(workspace.workspace_id)
             at = self._clock.now().timestamp()
-            for _ in range(started):
-                workspace.pace.started(at, cps)
+            for lateness in started:
+                workspace.pace.started(at, cps, lateness)
 
     async def _batch(self, workspace: Workspace, batch_id: str, *, save: bool = True) -> Batch | None:
         """The live batch, or None if it finished (retired) before; unknown batches start as stubs."""
@@ -771,9 +774,12 @@ class Dispatcher:
         # starts; a slot's call request holds its lease while it waits in the dialer.
         earliest = t + workspace.publish_lag + workspace.pace.hop
         rate = workspace.pace.rate(cps)  # the plan's rate, or less while the dialers fall behind it
-        slots = workspace.slots.take(earliest, cps, min(free, self._max_round), rate=rate)
+        tolerance = workspace.pace.tolerance()
+        slots = workspace.slots.take(
+            earliest, cps, min(free, self._max_round), rate=rate, tolerance=tolerance
+        )
         if not slots:
-            return max(0.001, workspace.slots.wait(earliest, cps, rate=rate))
+            return max(0.001, workspace.slots.wait(earliest, cps, rate=rate, tolerance=tolerance))
         workspace.pace.planned(t)
         picked = await self._pick(workspace, len(slots), now)
         if not picked:

@@ -33,8 +33,16 @@ CLOCK_SLACK_SECONDS = 0.005
 very end of its interval must not share a closed window with one a full span later)."""
 
 SAFETY_MARGIN_SECONDS = START_TOLERANCE_SECONDS + CLOCK_SLACK_SECONDS
-"""Added to the span between slots that could share a window at the plan's rate: a start the dialer makes
-late within its tolerance must not bring two windows' starts into one."""
+"""Added to the span between slots that could share a window at the plan's rate with the widest tolerance:
+a start the dialer makes late within its tolerance must not bring two windows' starts into one."""
+
+MIN_TOLERANCE_SECONDS = 0.015
+"""The shortest a slot is kept open at the plan's rate, however punctual the dialers have been (DialerPace
+.tolerance): below it, one scheduling hiccup of the dialer's event loop misses the slot."""
+
+LATENESS_DECAY = 0.99
+"""Per start, how much of the latest-start estimate is kept (DialerPace.tolerance): a late start counts at
+once, and is forgotten over a few hundred punctual ones."""
 
 MAX_SLACK_SECONDS = 2.0
 """The longest a slot stays open when its workspace runs far below its plan: how late a backlogged dialer
@@ -80,10 +88,11 @@ def window_of(calls_per_second: float) -> tuple[float, int]:
     return 1.0 / calls_per_second, 1
 
 
-def _spacing(calls_per_second: float, rate: float | None) -> float:
-    """Seconds between slots planned at `rate` (at most the plan's; None: the plan's own)."""
+def _spacing(calls_per_second: float, rate: float | None, tolerance: float) -> float:
+    """Seconds between slots planned at `rate` (at most the plan's; None: the plan's own), each open for at
+    least `tolerance`."""
     span, limit = window_of(min(rate or calls_per_second, calls_per_second))
-    return (span + SAFETY_MARGIN_SECONDS) / limit
+    return (span + tolerance + CLOCK_SLACK_SECONDS) / limit
 
 
 class Slot(NamedTuple):
@@ -93,14 +102,15 @@ class Slot(NamedTuple):
     by: float
 
 
-def slack_for(recent: int, limit: int, span: float) -> float:
-    """How long a new slot stays open, given `recent` slots (this one included) in the span up to it.
+def slack_for(recent: int, limit: int, span: float, tolerance: float = START_TOLERANCE_SECONDS) -> float:
+    """How long a new slot stays open, given `recent` slots (this one included) in the span up to it, and at
+    least `tolerance`.
 
     A workspace planning `recent` starts per span could keep slots open for `span * limit / recent - span`
     before the windows fill; half of that is given, so a workspace that speeds up meets slots that close
     sooner each round (the slack shrinks geometrically back to the tolerance) rather than a fixed point."""
     room = span * limit / max(recent, 1) - span
-    return min(MAX_SLACK_SECONDS, max(START_TOLERANCE_SECONDS, room / 2))
+    return min(MAX_SLACK_SECONDS, max(tolerance, room / 2))
 
 
 @dataclass
@@ -121,13 +131,21 @@ class StartSlots:
     earliest start may shrink), so no slot that could share a window with a new one was forgotten."""
 
     def take(
-        self, now: float, calls_per_second: float, count: int, *, rate: float | None = None
+        self,
+        now: float,
+        calls_per_second: float,
+        count: int,
+        *,
+        rate: float | None = None,
+        tolerance: float = START_TOLERANCE_SECONDS,
     ) -> list[Slot]:
         """Plan up to `count` slots starting between `now` and `now + lead`, earliest first. The limit is the
-        plan's (`calls_per_second`); `rate` (at most the plan) spaces them, when the dialers fall behind."""
+        plan's (`calls_per_second`); `rate` (at most the plan) spaces them, when the dialers fall behind;
+        each stays open for at least `tolerance` (DialerPace.tolerance). The limit holds for any
+        tolerance: a slot's end is planned, and the dialer never starts a call after it."""
         now = self._floor = max(self._floor, now)
         span, limit = window_of(calls_per_second)
-        spacing = _spacing(calls_per_second, rate)
+        spacing = _spacing(calls_per_second, rate, tolerance)
         self._forget(now - span - MAX_SLACK_SECONDS - CLOCK_SLACK_SECONDS)
         planned: list[Slot] = []
         while len(planned) < count:
@@ -142,7 +160,7 @@ class StartSlots:
                 # Less than a span into a run of slots, the past says little: the round's own demand does (it
                 # asks for the slots of a lead; a round at the plan's rate asks for more than fit).
                 recent = max(recent, math.ceil(count * span / self.lead))
-            slot = Slot(start, start + slack_for(recent, limit, span))
+            slot = Slot(start, start + slack_for(recent, limit, span, tolerance))
             self._slots.append(slot)
             bisect.insort(self._ends, slot.by)
             planned.append(slot)
@@ -171,11 +189,18 @@ class StartSlots:
         for _ in range(min(count, len(self._slots))):
             self._drop(self._slots.pop())
 
-    def wait(self, now: float, calls_per_second: float, *, rate: float | None = None) -> float:
+    def wait(
+        self,
+        now: float,
+        calls_per_second: float,
+        *,
+        rate: float | None = None,
+        tolerance: float = START_TOLERANCE_SECONDS,
+    ) -> float:
         """Seconds until one more slot may be planned (0: one fits now)."""
         now = max(self._floor, now)
         span, limit = window_of(calls_per_second)
-        spacing = _spacing(calls_per_second, rate)
+        spacing = _spacing(calls_per_second, rate, tolerance)
         return max(0.0, self._next(now, span, limit, spacing) - self.lead - now)
 
     def _next(self, now: float, span: float, limit: int, spacing: float) -> float:
@@ -286,11 +311,23 @@ class DialerPace:
     _missed_at: float = float("-inf")
     misses_to_back_off: int = MISSES_TO_BACK_OFF
     _planned_at: float | None = None
+    _lateness: float = START_TOLERANCE_SECONDS
+    """A decaying maximum of how late after their slots' beginnings the dialers started calls."""
     _starts: deque[float] = field(default_factory=deque)
     _recent_misses: deque[float] = field(default_factory=deque)
 
     def rate(self, calls_per_second: float) -> float:
         return calls_per_second if self.cap is None else min(self.cap, calls_per_second)
+
+    def tolerance(self) -> float:
+        """How long a slot planned at the plan's rate stays open: half again the latest the dialers started
+        calls lately, between MIN_TOLERANCE_SECONDS and START_TOLERANCE_SECONDS. Every millisecond of it
+        is rate lost on a plan-bound workspace (`limit` starts per span plus tolerance), and punctual
+        dialers (a 20/s plan on an idle dialer starts within a few milliseconds) do not need 45 ms. Until
+        starts are seen, and after a miss, the widest."""
+        return min(
+            START_TOLERANCE_SECONDS, max(MIN_TOLERANCE_SECONDS, 1.5 * self._lateness + CLOCK_SLACK_SECONDS)
+        )
 
     def start_rate(self, now: float) -> float:
         """Calls per second the dialers started for this workspace lately."""
@@ -303,11 +340,16 @@ class DialerPace:
         idle = self._planned_at is not None and now - self._planned_at > IDLE_RESTART_SECONDS
         if idle and (self.cap is None or self.cap > SLOW_START_CALLS_PER_SECOND):
             self.cap, self.slow_start = SLOW_START_CALLS_PER_SECOND, True
+        if idle:
+            self._lateness = START_TOLERANCE_SECONDS
         self._planned_at = now
 
-    def started(self, now: float, calls_per_second: float) -> None:
-        """A requested call started: while slow-starting, the pace grows by one call a second for each
-        (it doubles every second the dialers keep up with it; it stays put while they start nothing)."""
+    def started(self, now: float, calls_per_second: float, lateness: float | None = None) -> None:
+        """A requested call started, `lateness` seconds after its slot began (None: not known): while
+        slow-starting, the pace grows by one call a second for each (it doubles every second the dialers
+        keep up with it; it stays put while they start nothing)."""
+        if lateness is not None:
+            self._lateness = max(lateness, self._lateness * LATENESS_DECAY, 0.0)
         self._starts.append(now)
         while self._starts and self._starts[0] < now - START_RATE_SECONDS:
             self._starts.popleft()
@@ -329,6 +371,7 @@ class DialerPace:
         would take many steps, each a second of missed slots, to come down to theirs). `slot_planned_at`:
         when the missed slot was planned (None: now)."""
         self._missed_at = now
+        self._lateness = START_TOLERANCE_SECONDS
         self.slow_start = False
         if now - self._changed_at < 1.0:
             return

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dispatcher.domain.batch import SEGMENT_SIZE
-from dispatcher.domain.start_rate import handover_quiet_seconds
+from dispatcher.domain.start_rate import MIN_TOLERANCE_SECONDS, handover_quiet_seconds
 from dispatcher.handlers import Dispatcher
 from shared.events import (
     SLOT_MISSED,
@@ -565,3 +565,35 @@ async def test_while_the_dialers_keep_up_the_slow_start_speeds_up() -> None:
         await w.rounds(1, advance=0.1)
         await w.apply(*[w.started(r) for r in w.requests()[before:]])
     assert len(w.requests()) > 1000  # 50/s doubling each second: far more than 6 s at 50/s
+
+
+async def test_punctual_starts_narrow_the_slots_and_a_miss_widens_them_again() -> None:
+    w = World(cps=20, concurrent=1000)
+    await w.start()
+    await w.apply(w.accepted("batch_a", 2000), *w.contacts("batch_a", range(1, 2001)))
+    seen = 0
+    for _ in range(400):  # every call starts 2 ms into its slot, as its request's own time says
+        await w.rounds(1, advance=0.05)
+        fresh = w.requests()[seen:]
+        seen += len(fresh)
+        await w.apply(
+            *[
+                w.started(r).model_copy(update={"occurred_at": r.not_before + timedelta(milliseconds=2)})
+                for r in fresh
+                if r.not_before is not None
+            ]
+        )
+
+    def open_for(request: CallRequested) -> float:
+        assert request.not_before is not None and request.start_by is not None
+        return (request.start_by - request.not_before).total_seconds()
+
+    assert open_for(w.requests()[0]) == pytest.approx(START_TOLERANCE_SECONDS)
+    assert open_for(w.requests()[-1]) == pytest.approx(MIN_TOLERANCE_SECONDS)
+    assert _fullest_window(w.requests()) <= 20
+    missed = w.ended(w.requests()[-1], Outcome.SYSTEM_ERROR).model_copy(
+        update={"provider_code": SLOT_MISSED, "duration_seconds": 0.0}
+    )
+    await w.apply(missed)
+    await w.rounds(3, advance=0.05)
+    assert open_for(w.requests()[-1]) == pytest.approx(START_TOLERANCE_SECONDS)

@@ -12,6 +12,7 @@ from dispatcher.domain.start_rate import (
     IDLE_RESTART_SECONDS,
     MAX_PUBLISH_LAG_SECONDS,
     MAX_SLACK_SECONDS,
+    MIN_TOLERANCE_SECONDS,
     SAFETY_MARGIN_SECONDS,
     SLOW_START_CALLS_PER_SECOND,
     DialerPace,
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.unit
 
 PLANS = st.sampled_from([0.1, 0.5, 0.9, 1, 1.5, 2, 2.5, 5, 20, 50, 1000])
 RATES = st.sampled_from([1.0, 1.0, 0.5, 0.1])
+TOLERANCES = st.floats(MIN_TOLERANCE_SECONDS, START_TOLERANCE_SECONDS)
 
 
 def crowded(planned: list[tuple[Slot, float]]) -> list[tuple[Slot, int, int]]:
@@ -46,26 +48,27 @@ def crowded(planned: list[tuple[Slot, float]]) -> list[tuple[Slot, int, int]]:
 @settings(max_examples=150, deadline=None)
 @given(
     rounds=st.lists(
-        st.tuples(st.floats(0.0, 3.0), st.integers(0, 40), PLANS, st.floats(0.0, 1.0), RATES),
+        st.tuples(st.floats(0.0, 3.0), st.integers(0, 40), PLANS, st.floats(0.0, 1.0), RATES, TOLERANCES),
         min_size=1,
         max_size=60,
     ),
     given_back=st.lists(st.integers(0, 5), min_size=60, max_size=60),
 )
 def test_no_window_holds_more_than_the_plan_allows(
-    rounds: list[tuple[float, int, float, float, float]], given_back: list[int]
+    rounds: list[tuple[float, int, float, float, float, float]], given_back: list[int]
 ) -> None:
     # Each round plans from its time plus an expected publish lag that rises and falls at random, at the
-    # plan's rate or a fraction of it (the dialers' pace).
+    # plan's rate or a fraction of it (the dialers' pace), with a tolerance learned from the dialers'
+    # lateness that changes from round to round.
     slots = StartSlots()
     t = 1000.0
     planned: list[tuple[Slot, float]] = []
-    for (gap, wanted, cps, lag, pace), back in zip(rounds, given_back, strict=False):
+    for (gap, wanted, cps, lag, pace, tolerance), back in zip(rounds, given_back, strict=False):
         t += gap
-        taken = slots.take(t + lag, cps, wanted, rate=cps * pace)
+        taken = slots.take(t + lag, cps, wanted, rate=cps * pace, tolerance=tolerance)
         assert all(t <= s.start <= t + 1.0 + slots.lead for s in taken)
         slack = [s.by - s.start for s in taken]
-        assert all(START_TOLERANCE_SECONDS - 1e-9 <= d <= MAX_SLACK_SECONDS + 1e-9 for d in slack)
+        assert all(tolerance - 1e-9 <= d <= MAX_SLACK_SECONDS + 1e-9 for d in slack)
         assert taken == sorted(taken)
         back = min(back, len(taken))
         slots.give_back(back)
@@ -97,6 +100,54 @@ def test_with_work_waiting_the_mean_rate_is_the_plans(cps: float, latencies: lis
     rate = (len(done) - 1) / (done[-1] - first)
     allowed = limit / span
     assert allowed * 0.95 <= rate <= allowed
+
+
+@settings(max_examples=50, deadline=None)
+@given(cps=st.sampled_from([5, 20, 50, 1000]))
+def test_a_punctual_dialers_tolerance_raises_the_rate_a_plan_runs_at(cps: float) -> None:
+    # Work always waiting: at the widest tolerance a plan of `limit` per span runs at limit / (span + 50
+    # ms); at the narrowest, limit / (span + 20 ms), and no window holds more than the limit.
+    def run(tolerance: float) -> list[Slot]:
+        slots, t, taken = StartSlots(), 0.0, []
+        while t < 30.0:
+            taken.extend(slots.take(t, cps, 10_000, tolerance=tolerance))
+            t += max(0.01, slots.wait(t, cps, tolerance=tolerance))
+        return taken
+
+    wide, narrow = run(START_TOLERANCE_SECONDS), run(MIN_TOLERANCE_SECONDS)
+    span, limit = window_of(cps)
+    for taken, tolerance in ((wide, START_TOLERANCE_SECONDS), (narrow, MIN_TOLERANCE_SECONDS)):
+        done = [s.start for s in taken if s.start <= 25.0]
+        rate = (len(done) - 1) / (done[-1] - done[0])
+        assert rate == pytest.approx(limit / (span + tolerance + 0.005), rel=0.01)
+        assert all(s.by - s.start == pytest.approx(tolerance) for s in taken)
+        assert all(inside <= most for _, inside, most in crowded([(s, cps) for s in taken[:200]]))
+
+
+def test_the_tolerance_follows_how_late_the_dialers_start() -> None:
+    pace = DialerPace(cap=None, slow_start=False)
+    assert pace.tolerance() == START_TOLERANCE_SECONDS  # nothing seen yet: the widest
+    t = 0.0
+    for _ in range(400):  # punctual starts, 2 ms late: down to the narrowest
+        t += 0.05
+        pace.started(t, 20, 0.002)
+    assert pace.tolerance() == MIN_TOLERANCE_SECONDS
+    pace.started(t, 20, 0.020)  # one late start counts at once: half again its lateness, and the clock slack
+    assert pace.tolerance() == pytest.approx(1.5 * 0.020 + 0.005)
+    pace.started(t, 20, -0.010)  # early (another host's clock): the estimate only decays
+    assert pace.tolerance() == pytest.approx(1.5 * 0.020 * 0.99 + 0.005)
+    pace.missed(t, 20)  # a miss: the widest again
+    assert pace.tolerance() == START_TOLERANCE_SECONDS
+
+
+def test_an_idle_workspace_forgets_its_dialers_punctuality() -> None:
+    pace = DialerPace(cap=None, slow_start=False)
+    for i in range(400):
+        pace.started(i * 0.05, 20, 0.0)
+    pace.planned(20.0)
+    assert pace.tolerance() == MIN_TOLERANCE_SECONDS
+    pace.planned(20.0 + IDLE_RESTART_SECONDS + 1)
+    assert pace.tolerance() == START_TOLERANCE_SECONDS
 
 
 def test_slots_are_spaced_not_bunched() -> None:
