@@ -209,15 +209,26 @@ class Projector:
                 work[contact_id] = None
                 if not self._known_absent(contact_id, message.batch_id):
                     missing.setdefault(message.batch_id, []).append(contact_id)
-        one_by_one: list[str] = []
         for batch_id, contact_ids in missing.items():
             if len(contact_ids) > 1 and batches[batch_id].view.total <= self._cache_size:
                 work.update(await self._read_batch_calls(batch_id, contact_ids))
+            elif len(contact_ids) > 1:
+                work.update(await self._read_near(batch_id, contact_ids))
             else:
-                one_by_one.extend(contact_ids)
-        if one_by_one:
-            work.update(await self._store.load_calls(one_by_one))
+                work.update(await self._store.load_calls(contact_ids))
         return work
+
+    async def _read_near(self, batch_id: str, wanted: list[str]) -> dict[str, StoredCall]:
+        """Calls of a batch larger than the cache, read with their stored neighbours, which are kept too: a
+        replay consumes each topic at its own pace, so a chunk of one topic's events asks for contacts
+        whose documents fell out of the cache while another topic was read, in row order; read one at a
+        time they cost a query each (827 events/s at 100,000 contacts, against 3,774 at 20,000)."""
+        found = await self._store.load_calls_near(batch_id, wanted)
+        for contact_id, stored in found.items():
+            self._calls[contact_id] = stored
+            self._calls.move_to_end(contact_id)
+        _trim(self._calls, self._cache_size)
+        return {c: found[c] for c in wanted if c in found}
 
     async def _read_batch_calls(self, batch_id: str, wanted: list[str]) -> dict[str, StoredCall]:
         """Every call of a batch whose calls are not in memory (a new process, or after a failure), read in

@@ -176,6 +176,12 @@ class ReadModels(Protocol):
         """The latest version of every call document of the batch, in one pass over the store."""
         ...
 
+    async def load_calls_near(self, batch_id: str, contact_ids: Sequence[str]) -> Mapping[str, StoredCall]:
+        """The latest versions that exist among `contact_ids` of one batch, and of the calls stored beside
+        them (rows close to theirs) that the reads found on the way: many of a large batch's contacts are
+        read a few queries at a time instead of one each."""
+        ...
+
     async def save(self, changes: Changes) -> None:
         """Inserts feed entries and outbox items first (idempotent ids), then writes the projector's batch
         records, then inserts the call versions, then writes the batch documents readers see: a crash

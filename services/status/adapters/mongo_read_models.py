@@ -31,6 +31,7 @@ from status.adapters.documents import (
     call_from_doc,
     call_to_doc,
 )
+from status.domain.calls import row_number_of
 from status.ports import (
     FEED_PAGE,
     LIST_BUCKET,
@@ -53,6 +54,11 @@ READ_MODELS = (BATCHES, LEDGER, CALLS, VACATED, FEED)
 
 _DUPLICATE_KEY = 11000
 _WRITE_CHUNK = 500
+_BUCKET_READ_MIN = 4
+"""Contacts wanted from one row bucket before the bucket is read whole (its hundred calls' versions) rather
+than each of them by `contact_id`: one query's cost on FerretDB is about that of a few dozen documents."""
+_CONCURRENT_READS = 8
+"""Lookups of one chunk in flight at once: each is mostly a round trip to FerretDB, which has the pool."""
 
 
 def _feed_fragments(entries: Sequence[FeedEntry]) -> list[Document]:
@@ -190,11 +196,41 @@ class MongoReadModels:
     async def load_calls(self, contact_ids: Sequence[str]) -> Mapping[str, StoredCall]:
         # One equality lookup each: `$in` is not pushed down by FerretDB and would scan the collection.
         found: dict[str, StoredCall] = {}
-        for contact_id in contact_ids:
-            stored = await self.latest_call(contact_id)
-            if stored is not None:
-                found[contact_id] = stored
+        for start in range(0, len(contact_ids), _CONCURRENT_READS):
+            group = contact_ids[start : start + _CONCURRENT_READS]
+            looked_up = await asyncio.gather(*(self.latest_call(c) for c in group))
+            found.update(
+                (c, stored) for c, stored in zip(group, looked_up, strict=True) if stored is not None
+            )
         return found
+
+    async def load_calls_near(self, batch_id: str, contact_ids: Sequence[str]) -> Mapping[str, StoredCall]:
+        # A row bucket that holds several of the wanted contacts is read whole (an equality query on
+        # `batch_id` and `row_bucket`); the others are looked up one by one.
+        buckets: dict[int, list[str]] = {}
+        single: list[str] = []
+        for contact_id in contact_ids:
+            row = row_number_of(contact_id)
+            if row is None or row < 1:
+                single.append(contact_id)
+            else:
+                buckets.setdefault((row - 1) // ROW_BUCKET, []).append(contact_id)
+        whole = [bucket for bucket, wanted in buckets.items() if len(wanted) >= _BUCKET_READ_MIN]
+        for wanted in buckets.values():
+            if len(wanted) < _BUCKET_READ_MIN:
+                single.extend(wanted)
+        docs: list[Document] = []
+        for start in range(0, len(whole), _CONCURRENT_READS):
+            group = whole[start : start + _CONCURRENT_READS]
+            for part in await asyncio.gather(*(self._row_bucket(batch_id, b) for b in group)):
+                docs.extend(part)
+        found = {c: StoredCall(call_from_doc(d), d["v"], d["pos"]) for c, d in _latest(docs).items()}
+        found.update(await self.load_calls(single))
+        return found
+
+    async def _row_bucket(self, batch_id: str, bucket: int) -> list[Document]:
+        """Every version of the calls in one row bucket of the batch."""
+        return [d async for d in self._calls.find({"batch_id": batch_id, "row_bucket": bucket})]
 
     async def load_batch_calls(self, batch_id: str) -> Mapping[str, StoredCall]:
         # One scan for the whole batch: on FerretDB's SQLite backend a `contact_id` lookup scans the whole
@@ -268,7 +304,7 @@ class MongoReadModels:
         """Calls with rows `first_row..last_row` (1-based), through the row buckets that hold them."""
         docs: list[Document] = []
         for bucket in range((first_row - 1) // ROW_BUCKET, (last_row - 1) // ROW_BUCKET + 1):
-            docs.extend([d async for d in self._calls.find({"batch_id": batch_id, "row_bucket": bucket})])
+            docs.extend(await self._row_bucket(batch_id, bucket))
         latest = [d for d in _latest(docs).values() if first_row <= int(d.get("row_number") or 0) <= last_row]
         latest.sort(key=lambda d: int(d.get("row_number") or 0))
         return [StoredCall(call_from_doc(d), d["v"], d["pos"]) for d in latest]
@@ -320,9 +356,7 @@ class MongoReadModels:
         """Every call of the batch in row order, one row bucket at a time (for the export)."""
         last_row = max(stored.view.total, stored.view.counts.seen)
         for bucket in range(0, (last_row - 1) // ROW_BUCKET + 1 if last_row else 0):
-            docs = [
-                d async for d in self._calls.find({"batch_id": stored.view.batch_id, "row_bucket": bucket})
-            ]
+            docs = await self._row_bucket(stored.view.batch_id, bucket)
             for doc in sorted(_latest(docs).values(), key=lambda d: int(d.get("row_number") or 0)):
                 yield StoredCall(call_from_doc(doc), doc["v"], doc["pos"])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+from status.domain.calls import row_number_of
 from status.ports import Changes, Endpoint, FeedEntry, OutboxItem, StatusLists, StoredBatch, StoredCall
 
 
@@ -27,6 +28,7 @@ class MemoryReadModels:
         self.crash_after: int | None = None
         self.reads = 0
         self.scans = 0
+        self.bucket_reads = 0
 
     async def load_batch(self, batch_id: str) -> StoredBatch | None:
         stored = self.ledger.get(batch_id)
@@ -39,6 +41,16 @@ class MemoryReadModels:
     async def load_batch_calls(self, batch_id: str) -> Mapping[str, StoredCall]:
         self.scans += 1
         return {c: s for c, s in self.calls.items() if s.view.batch_id == batch_id}
+
+    async def load_calls_near(self, batch_id: str, contact_ids: Sequence[str]) -> Mapping[str, StoredCall]:
+        # As the store does, simplified: the whole row bucket (a hundred rows) of each wanted contact.
+        buckets = {((row_number_of(c) or 0) - 1) // 100 for c in contact_ids}
+        self.bucket_reads += len(buckets)
+        return {
+            c: stored
+            for c, stored in self.calls.items()
+            if stored.view.batch_id == batch_id and ((row_number_of(c) or 0) - 1) // 100 in buckets
+        }
 
     def _write(self) -> None:
         if self.after_write is not None:

@@ -295,3 +295,23 @@ async def test_a_new_process_reads_a_batchs_calls_in_one_pass() -> None:
     assert store.scans == 1 and store.reads <= 1
     assert store.call_views() == expected.call_views()
     assert _public(store.batches[h.batch_id]) == _public(expected.batches[h.batch_id])
+
+
+async def test_a_batch_larger_than_the_cache_is_read_back_by_row_bucket() -> None:
+    # A replay reads each topic at its own pace: here every contact's first events, then the rest, with
+    # room in memory for a tenth of the batch. What fell out is read back a row bucket at a time.
+    h = history(7, rows=400)
+    expected = await _reference(h)
+    records = h.records()
+    first_seen: dict[str, int] = {}
+    for index, record in enumerate(records):
+        first_seen.setdefault(getattr(record.message, "contact_id", ""), index)
+    replay = sorted(records, key=lambda r: r.position.partition)  # topic by topic, each in its own order
+    store = MemoryReadModels()
+    projector = _projector(store, cache_size=40)
+    for chunk in chunks(replay, random.Random(3), largest=200):
+        await projector.project(chunk)
+    assert store.call_views() == expected.call_views()
+    assert _public(store.batches[h.batch_id]) == _public(expected.batches[h.batch_id])
+    assert store.bucket_reads > 0
+    assert store.reads + store.bucket_reads < 400  # one read per contact would be a read for each of them
