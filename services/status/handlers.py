@@ -149,6 +149,12 @@ class Projector:
         self._batches: OrderedDict[str, StoredBatch] = OrderedDict()
         self._written: OrderedDict[str, _WrittenRows] = OrderedDict()
         self._unshown: set[str] = set()
+        self._notices_from_ms = 0
+
+    def send_notices_from(self, at_ms: int) -> None:
+        """Queue no webhook for a change that happened before `at_ms` (a rebuild replays history whose
+        notices were sent when it happened)."""
+        self._notices_from_ms = at_ms
 
     def forget(self) -> None:
         """Drops everything held in memory, so the next chunk reads the documents again (after a failure)."""
@@ -382,7 +388,7 @@ class Projector:
         """Each notice once per endpoint that wants it; old notices (a replay of history) are not sent."""
         if not notices:
             return []
-        oldest = self._now_ms() - self._notice_max_age_ms
+        oldest = max(self._now_ms() - self._notice_max_age_ms, self._notices_from_ms)
         items: dict[str, OutboxItem] = {}
         routes: dict[str, Sequence[Endpoint]] = {}
         for notice in notices:

@@ -2,8 +2,11 @@
 
 Stays inside what FerretDB stores: no nested arrays (CSV rows are arrays of `{k, v}` documents), no keys with
 `.` or a leading `$` (column names are values, never keys), integer epoch milliseconds instead of dates.
-Derived fields (`status`, `row_number`, `phone_number`, `list_bucket`) are stored next to the slots so the
-API can query by equality; `from_*` functions ignore them and rebuild the view from the slots.
+Derived fields (`status`, `row_number`, `phone_number`, `row_key`, `list_key`) are stored next to the slots
+so the API can query by equality; `from_*` functions ignore them and rebuild the view from the slots.
+A bucket is named by one field (`row_key`, `list_key`), not by `batch_id` and a number: FerretDB on
+PostgreSQL answers an equality on several fields by intersecting one index scan per field, and the scan for
+`batch_id` alone returns every version of the batch (ADR 0055).
 """
 
 from __future__ import annotations
@@ -27,7 +30,22 @@ from status.domain.calls import Attempt, CallView, ContactRow, Ending, Finish, R
 from status.ports import LIST_BUCKET, StatusLists, StoredBatch
 
 ROW_BUCKET = 100
-"""Call versions carry `row_bucket = (row - 1) // 100`: a page of the unfiltered list is an equality query."""
+"""Call versions carry the key of their row bucket (`row_key`, rows of a hundred): a page of the unfiltered
+list is one equality query."""
+
+LAYOUT = 2
+"""The read models' document layout. 2: buckets named by `row_key` and `list_key` (1: `batch_id` with
+`row_bucket` or `status` and `list_bucket`). Read models of another layout are rebuilt from the topics."""
+
+
+def row_key(batch_id: str, bucket: int) -> str:
+    """The one-field name of a batch's row bucket."""
+    return f"{batch_id}:{bucket}"
+
+
+def list_key(batch_id: str, status: str, bucket: int) -> str:
+    """The one-field name of a bucket of a batch's list of calls in one status."""
+    return f"{batch_id}:{status}:{bucket}"
 
 
 def call_version_id(contact_id: str, version: int) -> str:
@@ -81,12 +99,12 @@ _QUERY_FIELDS = (
     "contact_id",
     "v",
     "pos",
-    "list_bucket",
+    "list_key",
     "workspace_id",
     "batch_id",
     "status",
     "row_number",
-    "row_bucket",
+    "row_key",
     "phone_number",
     "skipped",
 )
@@ -112,13 +130,13 @@ def _call_fields(view: CallView, version: int, pos: int) -> Document:
         "contact_id": view.contact_id,
         "v": version,
         "pos": pos,
-        "list_bucket": (pos - 1) // LIST_BUCKET,
+        "list_key": list_key(view.batch_id, view.status.value, (pos - 1) // LIST_BUCKET),
         "workspace_id": view.workspace_id,
         "batch_id": view.batch_id,
         # Derived, for equality queries and sorting:
         "status": view.status.value,
         "row_number": row,
-        "row_bucket": (row - 1) // ROW_BUCKET if row is not None and row > 0 else -1,
+        "row_key": row_key(view.batch_id, (row - 1) // ROW_BUCKET if row is not None and row > 0 else -1),
         "phone_number": view.phone_number,
         "skipped": view.is_skipped,
         # The slots:

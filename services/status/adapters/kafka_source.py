@@ -44,6 +44,7 @@ class _Forget(ConsumerRebalanceListener):  # type: ignore[misc]
         self._on_change()
         # Positions are back at the committed offsets: what was polled since is delivered again.
         self._source.reassigned = True
+        await self._source.replaying(assigned)
 
 
 class KafkaEventSource:
@@ -78,6 +79,7 @@ class KafkaEventSource:
         self._names = {topic.name_with(self._prefix): topic for topic in Topic}
         self.reassigned = True
         """Set when partitions were (re)assigned: the next chunk starts at the committed offsets."""
+        self._replayed: Callable[[], Awaitable[None]] | None = None
 
     @property
     def _consumer(self) -> AIOKafkaConsumer:
@@ -93,6 +95,16 @@ class KafkaEventSource:
 
     async def stop(self) -> None:
         await self._consumer.stop()
+
+    def replay_from_start(self, replayed: Callable[[], Awaitable[None]]) -> None:
+        """Read every topic from its beginning instead of the committed offsets (the read models were
+        dropped), until a chunk is committed; then `replayed` is awaited. Call before `start`."""
+        self._replayed = replayed
+
+    async def replaying(self, assigned: Sequence[TopicPartition]) -> None:
+        """After an assignment during a replay: back to the beginning (nothing of it is committed yet)."""
+        if self._replayed is not None and assigned:
+            await self._consumer.seek_to_beginning(*assigned)
 
     @property
     def max_records(self) -> int:
@@ -147,11 +159,14 @@ class KafkaEventSource:
 
     async def commit(self) -> None:
         await self._consumer.commit()
+        if self._replayed is not None:
+            replayed, self._replayed = self._replayed, None
+            await replayed()
 
     async def rewind(self) -> None:
-        """Back to the last committed offsets (after a failed write)."""
+        """Back to the last committed offsets (after a failed write); during a replay, to the beginning."""
         for tp in self._consumer.assignment():
-            committed = await self._consumer.committed(tp)
+            committed = None if self._replayed is not None else await self._consumer.committed(tp)
             if committed is None:
                 await self._consumer.seek_to_beginning(tp)
             else:

@@ -25,11 +25,14 @@ from pymongo.errors import BulkWriteError
 
 from shared.mongo import MAX_BULK_UPDATES, Document
 from status.adapters.documents import (
+    LAYOUT,
     ROW_BUCKET,
     batch_from_doc,
     batch_to_doc,
     call_from_doc,
     call_to_doc,
+    list_key,
+    row_key,
 )
 from status.domain.calls import row_number_of
 from status.ports import (
@@ -49,6 +52,7 @@ CALLS = "status_calls"
 VACATED = "status_call_vacated"
 FEED = "status_feed"
 OUTBOX = "status_webhook_outbox"
+META = "status_meta"
 READ_MODELS = (BATCHES, LEDGER, CALLS, VACATED, FEED)
 """The collections a rebuild drops and replays (the webhook outbox and settings are not read models)."""
 
@@ -91,10 +95,9 @@ def _vacated_fragments(changes: Changes) -> list[Document]:
     # produces the same id and is skipped).
     return [
         {
-            "_id": f"{batch_id}:{status}:{bucket}:{min(positions)}",
+            "_id": f"{list_key(batch_id, status, bucket)}:{min(positions)}",
             "batch_id": batch_id,
-            "status": status,
-            "list_bucket": bucket,
+            "list_key": list_key(batch_id, status, bucket),
             "positions": sorted(positions),
         }
         for (batch_id, status, bucket), positions in groups.items()
@@ -169,13 +172,10 @@ class MongoReadModels:
 
     async def ensure_indexes(self) -> None:
         await self._calls.create_index([("contact_id", ASCENDING)])
-        await self._calls.create_index([("batch_id", ASCENDING), ("row_bucket", ASCENDING)])
-        await self._calls.create_index(
-            [("batch_id", ASCENDING), ("status", ASCENDING), ("list_bucket", ASCENDING)]
-        )
-        await self._vacated.create_index(
-            [("batch_id", ASCENDING), ("status", ASCENDING), ("list_bucket", ASCENDING)]
-        )
+        await self._calls.create_index([("batch_id", ASCENDING)])
+        await self._calls.create_index([("row_key", ASCENDING)])
+        await self._calls.create_index([("list_key", ASCENDING)])
+        await self._vacated.create_index([("list_key", ASCENDING)])
         await self._feed.create_index([("batch_id", ASCENDING), ("page", ASCENDING)])
         await self._batches.create_index([("workspace_id", ASCENDING)])
 
@@ -183,6 +183,28 @@ class MongoReadModels:
         """Drops the read models (not the webhook outbox or settings), for a rebuild from the topics."""
         for name in READ_MODELS:
             await self._db.drop_collection(name)
+
+    async def prepare_layout(self) -> bool:
+        """Whether the read models must be replayed from the topics' start: they hold documents of another
+        layout (or of an interrupted replay), which this drops. Empty read models take this layout at once;
+        after a replay, `layout_replayed` records it."""
+        meta = await self._db[META].find_one({"_id": "layout"})
+        if meta is not None and meta.get("version") == LAYOUT:
+            return False
+        if (
+            meta is None
+            and await self._ledger.find_one({}) is None
+            and await self._batches.find_one({}) is None
+        ):
+            await self.layout_replayed()
+            return False
+        await self.drop()
+        return True
+
+    async def layout_replayed(self) -> None:
+        """Records that the read models have this layout (after the replay's first chunk is committed: a
+        crash before it finds them unmarked and replays again)."""
+        await self._db[META].replace_one({"_id": "layout"}, {"_id": "layout", "version": LAYOUT}, upsert=True)
 
     # --- ReadModels (the projector) --------------------------------------------------------------------
 
@@ -206,7 +228,7 @@ class MongoReadModels:
 
     async def load_calls_near(self, batch_id: str, contact_ids: Sequence[str]) -> Mapping[str, StoredCall]:
         # A row bucket that holds several of the wanted contacts is read whole (an equality query on
-        # `batch_id` and `row_bucket`); the others are looked up one by one.
+        # `row_key`); the others are looked up one by one.
         buckets: dict[int, list[str]] = {}
         single: list[str] = []
         for contact_id in contact_ids:
@@ -230,7 +252,7 @@ class MongoReadModels:
 
     async def _row_bucket(self, batch_id: str, bucket: int) -> list[Document]:
         """Every version of the calls in one row bucket of the batch."""
-        return [d async for d in self._calls.find({"batch_id": batch_id, "row_bucket": bucket})]
+        return [d async for d in self._calls.find({"row_key": row_key(batch_id, bucket)})]
 
     async def load_batch_calls(self, batch_id: str) -> Mapping[str, StoredCall]:
         # One scan for the whole batch: on FerretDB's SQLite backend a `contact_id` lookup scans the whole
@@ -312,7 +334,7 @@ class MongoReadModels:
     async def _list_bucket(self, batch_id: str, status: str, bucket: int) -> list[Document]:
         """The live members of one list bucket, in list order (its vacated positions and its call versions
         are read at the same time)."""
-        query = {"batch_id": batch_id, "status": status, "list_bucket": bucket}
+        query = {"list_key": list_key(batch_id, status, bucket)}
 
         async def read(collection: AsyncCollection[Document]) -> list[Document]:
             return [d async for d in collection.find(query)]

@@ -315,7 +315,9 @@ class BatchView:
     def status(self) -> BatchStatus:
         if self.cancelled is not None or self.cancel_requested_at is not None:
             return BatchStatus.CANCELLED
-        if self.completed is not None or self.is_complete:
+        # Not on the dispatcher's completion alone: it travels on another topic than the contacts' own
+        # ends, and a batch shown (or announced by webhook) as completed must count every one of them.
+        if self.is_complete:
             counts = self.shown_counts
             if counts.completed == 0 and counts.failed > 0:
                 return BatchStatus.FAILED
@@ -341,7 +343,7 @@ class BatchView:
     @property
     def completed_time(self) -> int | None:
         """When the batch reached its final state."""
-        for closing in (self.cancelled, self.completed):
+        for closing in (self.cancelled, self.completed if self.is_complete else None):
             if closing is not None:
                 return closing.at
         if self.cancel_requested_at is not None:

@@ -16,6 +16,7 @@ from shared.http import install_common_routes
 from shared.liveness import Heartbeat
 from shared.mongo import ping
 from shared.telemetry import configure_logging, configure_tracing
+from status.adapters.documents import LAYOUT
 from status.adapters.kafka_source import run_projection
 from status.adapters.webhook_sender import HttpxSender
 from status.bootstrap import Container, build, now_ms
@@ -42,6 +43,15 @@ def create_app(container: Container, *, on_dead_projector: Callable[[str], None]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if container.source is not None and await container.read_models.prepare_layout():
+            # Only the projector: a replica that only answers queries never drops what it reads.
+            log.warning(
+                "status read models were of another layout (or an interrupted replay): dropped; "
+                "replaying every topic from its beginning",
+                extra={"layout": LAYOUT},
+            )
+            container.source.replay_from_start(container.read_models.layout_replayed)
+            container.projector.send_notices_from(now_ms())
         await container.read_models.ensure_indexes()
         await container.webhooks.ensure_indexes()
         tasks: list[asyncio.Task[None]] = []

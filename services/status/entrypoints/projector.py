@@ -63,6 +63,9 @@ class MeasuredProjector:
     def forget(self) -> None:
         self._projector.forget()
 
+    def send_notices_from(self, at_ms: int) -> None:
+        self._projector.send_notices_from(at_ms)
+
     async def project(self, records: Sequence[Record]) -> ChunkSummary:
         started = time.perf_counter()
         with chunk_spans(records):

@@ -18,7 +18,8 @@ import uvicorn
 
 from shared.events import BatchCancelled, BatchCompleted
 from shared.mongo import database, make_client
-from status.adapters.mongo_read_models import MongoReadModels
+from status.adapters.documents import LAYOUT
+from status.adapters.mongo_read_models import CALLS, META, MongoReadModels
 from status.domain.signing import verify
 from tests.integration.status.conftest import StatusEnv, client, free_port, wait_for
 from tests.unit.status.scenarios import History, history
@@ -402,3 +403,40 @@ async def test_replay_into_empty_read_models_gives_identical_documents(
         assert replace(after_batch.view, **strip) == replace(before_batch.view, **strip)  # type: ignore[arg-type]
     finally:
         await mongo.close()
+
+
+async def test_read_models_of_another_layout_are_dropped_and_replayed_from_the_start(
+    projected: dict[str, Any], status_env: StatusEnv
+) -> None:
+    """A projector that finds read models of another layout drops them and reads every topic from its
+    beginning, though its consumer group committed past all of it; then it records the layout."""
+    h: History = projected["history"]
+    mongo = make_client(status_env.infra, "test-status-layout")
+    db = database(mongo, status_env.infra)
+    read_models = MongoReadModels(db, now_ms=lambda: int(time.time() * 1000))
+    try:
+        before_calls = await wait_for(lambda: _all_calls(read_models, h.batch_id), within=60)
+        await projected["running"].stop()
+        await db[META].replace_one({"_id": "layout"}, {"_id": "layout", "version": 1}, upsert=True)
+        old = {"_id": "old-layout", "contact_id": "x", "batch_id": h.batch_id, "row_bucket": 0}
+        await db[CALLS].insert_one(old)
+        restarted = await status_env.start("status-main", deliver_webhooks=False)
+        try:
+
+            async def replayed() -> bool:
+                calls = await read_models.calls_by_rows(h.batch_id, 1, 230)
+                return [c.view for c in calls] == before_calls
+
+            await wait_for(replayed, within=120)
+            assert await db[CALLS].find_one({"_id": "old-layout"}) is None
+            meta = await db[META].find_one({"_id": "layout"})
+            assert meta is not None and meta["version"] == LAYOUT
+        finally:
+            await restarted.stop()
+    finally:
+        await mongo.close()
+
+
+async def _all_calls(read_models: MongoReadModels, batch_id: str) -> list[Any] | None:
+    calls = await read_models.calls_by_rows(batch_id, 1, 230)
+    return [c.view for c in calls] if len(calls) == 230 else None
