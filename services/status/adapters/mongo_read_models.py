@@ -184,27 +184,45 @@ class MongoReadModels:
         for name in READ_MODELS:
             await self._db.drop_collection(name)
 
-    async def prepare_layout(self) -> bool:
-        """Whether the read models must be replayed from the topics' start: they hold documents of another
-        layout (or of an interrupted replay), which this drops. Empty read models take this layout at once;
-        after a replay, `layout_replayed` records it."""
+    async def prepare_layout(self, now_ms: int) -> tuple[bool, int]:
+        """Whether the read models must be replayed from the topics' start, and since when changes may be
+        notified by webhook (the replay's start: what happened before was notified when it happened).
+
+        They must when they hold documents of another layout, or of a replay that had not committed its
+        first chunk; this drops them and records that a replay began. Empty read models take this layout
+        at once. After the replay's first commit, `layout_replayed` records the layout; the notice time
+        stays, so a projector restarted in the middle of the replay does not notify history either."""
         meta = await self._db[META].find_one({"_id": "layout"})
+        notices_from = int(meta.get("notices_from_ms", 0)) if meta is not None else 0
         if meta is not None and meta.get("version") == LAYOUT:
-            return False
+            return False, notices_from
         if (
             meta is None
             and await self._ledger.find_one({}) is None
             and await self._batches.find_one({}) is None
         ):
-            await self.layout_replayed()
-            return False
+            await self._write_meta({"version": LAYOUT})
+            return False, 0
+        if meta is None or not meta.get("replaying"):
+            notices_from = now_ms
         await self.drop()
-        return True
+        await self._write_meta(
+            {
+                "version": meta.get("version") if meta else None,
+                "replaying": True,
+                "notices_from_ms": notices_from,
+            }
+        )
+        return True, notices_from
 
     async def layout_replayed(self) -> None:
         """Records that the read models have this layout (after the replay's first chunk is committed: a
-        crash before it finds them unmarked and replays again)."""
-        await self._db[META].replace_one({"_id": "layout"}, {"_id": "layout", "version": LAYOUT}, upsert=True)
+        crash before it finds the replay unfinished and begins it again)."""
+        meta = await self._db[META].find_one({"_id": "layout"}) or {}
+        await self._write_meta({"version": LAYOUT, "notices_from_ms": int(meta.get("notices_from_ms", 0))})
+
+    async def _write_meta(self, fields: Document) -> None:
+        await self._db[META].replace_one({"_id": "layout"}, {"_id": "layout", **fields}, upsert=True)
 
     # --- ReadModels (the projector) --------------------------------------------------------------------
 

@@ -43,15 +43,17 @@ def create_app(container: Container, *, on_dead_projector: Callable[[str], None]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if container.source is not None and await container.read_models.prepare_layout():
+        if container.source is not None:
             # Only the projector: a replica that only answers queries never drops what it reads.
-            log.warning(
-                "status read models were of another layout (or an interrupted replay): dropped; "
-                "replaying every topic from its beginning",
-                extra={"layout": LAYOUT},
-            )
-            container.source.replay_from_start(container.read_models.layout_replayed)
-            container.projector.send_notices_from(now_ms())
+            replay, notices_from = await container.read_models.prepare_layout(now_ms())
+            container.projector.send_notices_from(notices_from)
+            if replay:
+                log.warning(
+                    "status read models were of another layout (or an interrupted replay): dropped; "
+                    "replaying every topic from its beginning",
+                    extra={"layout": LAYOUT},
+                )
+                container.source.replay_from_start(container.read_models.layout_replayed)
         await container.read_models.ensure_indexes()
         await container.webhooks.ensure_indexes()
         tasks: list[asyncio.Task[None]] = []

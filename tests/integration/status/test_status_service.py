@@ -19,7 +19,7 @@ import uvicorn
 from shared.events import BatchCancelled, BatchCompleted
 from shared.mongo import database, make_client
 from status.adapters.documents import LAYOUT
-from status.adapters.mongo_read_models import CALLS, META, MongoReadModels
+from status.adapters.mongo_read_models import CALLS, META, OUTBOX, MongoReadModels
 from status.domain.signing import verify
 from tests.integration.status.conftest import StatusEnv, client, free_port, wait_for
 from tests.unit.status.scenarios import History, history
@@ -409,7 +409,8 @@ async def test_read_models_of_another_layout_are_dropped_and_replayed_from_the_s
     projected: dict[str, Any], status_env: StatusEnv
 ) -> None:
     """A projector that finds read models of another layout drops them and reads every topic from its
-    beginning, though its consumer group committed past all of it; then it records the layout."""
+    beginning, though its consumer group committed past all of it, queues no webhook for that history, and
+    then records the layout."""
     h: History = projected["history"]
     mongo = make_client(status_env.infra, "test-status-layout")
     db = database(mongo, status_env.infra)
@@ -420,6 +421,8 @@ async def test_read_models_of_another_layout_are_dropped_and_replayed_from_the_s
         await db[META].replace_one({"_id": "layout"}, {"_id": "layout", "version": 1}, upsert=True)
         old = {"_id": "old-layout", "contact_id": "x", "batch_id": h.batch_id, "row_bucket": 0}
         await db[CALLS].insert_one(old)
+        await db[OUTBOX].delete_many({})  # what the earlier replay test queued, so a re-queue would show
+        began = int(time.time() * 1000)
         restarted = await status_env.start("status-main", deliver_webhooks=False)
         try:
 
@@ -430,7 +433,9 @@ async def test_read_models_of_another_layout_are_dropped_and_replayed_from_the_s
             await wait_for(replayed, within=120)
             assert await db[CALLS].find_one({"_id": "old-layout"}) is None
             meta = await db[META].find_one({"_id": "layout"})
-            assert meta is not None and meta["version"] == LAYOUT
+            assert meta is not None and meta["version"] == LAYOUT and not meta.get("replaying")
+            assert meta["notices_from_ms"] >= began
+            assert await db[OUTBOX].count_documents({"created_at": {"$lt": began}}) == 0
         finally:
             await restarted.stop()
     finally:
