@@ -32,10 +32,6 @@ CLOCK_SLACK_SECONDS = 0.005
 """Kept between the end of one window's slots and the next: clock resolution and rounding (a start at the
 very end of its interval must not share a closed window with one a full span later)."""
 
-SAFETY_MARGIN_SECONDS = START_TOLERANCE_SECONDS + CLOCK_SLACK_SECONDS
-"""Added to the span between slots that could share a window at the plan's rate with the widest tolerance:
-a start the dialer makes late within its tolerance must not bring two windows' starts into one."""
-
 MIN_TOLERANCE_SECONDS = 0.015
 """The shortest a slot is kept open at the plan's rate, however punctual the dialers have been (DialerPace
 .tolerance): below it, one scheduling hiccup of the dialer's event loop misses the slot."""

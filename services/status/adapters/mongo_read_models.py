@@ -15,7 +15,8 @@ counting a call as finished, before that call's document says so.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
 
 import orjson
 from pymongo import ASCENDING, ReplaceOne
@@ -55,6 +56,9 @@ OUTBOX = "status_webhook_outbox"
 META = "status_meta"
 READ_MODELS = (BATCHES, LEDGER, CALLS, VACATED, FEED)
 """The collections a rebuild drops and replays (the webhook outbox and settings are not read models)."""
+
+_K = TypeVar("_K")
+_R = TypeVar("_R")
 
 _DUPLICATE_KEY = 11000
 _WRITE_CHUNK = 500
@@ -140,6 +144,14 @@ async def _replace(collection: AsyncCollection[Document], batches: Sequence[Stor
             [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs[start : start + MAX_BULK_UPDATES]],
             ordered=True,
         )
+
+
+async def _few_at_a_time(read: Callable[[_K], Awaitable[_R]], keys: Sequence[_K]) -> list[_R]:
+    """`read` of every key, in order, `_CONCURRENT_READS` in flight at once."""
+    out: list[_R] = []
+    for start in range(0, len(keys), _CONCURRENT_READS):
+        out.extend(await asyncio.gather(*(read(k) for k in keys[start : start + _CONCURRENT_READS])))
+    return out
 
 
 def _latest(docs: Sequence[Document]) -> dict[str, Document]:
@@ -235,14 +247,8 @@ class MongoReadModels:
 
     async def load_calls(self, contact_ids: Sequence[str]) -> Mapping[str, StoredCall]:
         # One equality lookup each: `$in` is not pushed down by FerretDB and would scan the collection.
-        found: dict[str, StoredCall] = {}
-        for start in range(0, len(contact_ids), _CONCURRENT_READS):
-            group = contact_ids[start : start + _CONCURRENT_READS]
-            looked_up = await asyncio.gather(*(self.latest_call(c) for c in group))
-            found.update(
-                (c, stored) for c, stored in zip(group, looked_up, strict=True) if stored is not None
-            )
-        return found
+        looked_up = await _few_at_a_time(self.latest_call, contact_ids)
+        return {c: stored for c, stored in zip(contact_ids, looked_up, strict=True) if stored is not None}
 
     async def load_calls_near(self, batch_id: str, contact_ids: Sequence[str]) -> Mapping[str, StoredCall]:
         # A row bucket that holds several of the wanted contacts is read whole (an equality query on
@@ -259,11 +265,8 @@ class MongoReadModels:
         for wanted in buckets.values():
             if len(wanted) < _BUCKET_READ_MIN:
                 single.extend(wanted)
-        docs: list[Document] = []
-        for start in range(0, len(whole), _CONCURRENT_READS):
-            group = whole[start : start + _CONCURRENT_READS]
-            for part in await asyncio.gather(*(self._row_bucket(batch_id, b) for b in group)):
-                docs.extend(part)
+        read = await _few_at_a_time(lambda bucket: self._row_bucket(batch_id, bucket), whole)
+        docs = [doc for part in read for doc in part]
         found = {c: StoredCall(call_from_doc(d), d["v"], d["pos"]) for c, d in _latest(docs).items()}
         found.update(await self.load_calls(single))
         return found
