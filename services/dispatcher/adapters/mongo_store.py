@@ -6,6 +6,10 @@ therefore split into many small collections that are read whole and dropped when
 segment (`dispatch_q__<batch>__<lane>__<segment>`, one document holding up to SEGMENT_SIZE contacts) and one
 per batch and minute of due retries (`dispatch_t__<batch>__<minute>`). Inserts are cheap (a unique-index
 check), so attempts and outcomes are insert-only and their unique `_id` is the proof of "done once".
+
+Queue entries are stored packed (ADR 0056): FerretDB converts every BSON element to and from JSON, so a
+segment of 512 sub-documents took ~40 ms to read and the same entries as one binary value take ~5 ms. No
+query looks inside an entry; the fields that are queried (`partition`, `_id`) stay plain.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
+from pymongo import DeleteOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -58,6 +64,34 @@ def segment_docs(entries: Sequence[QueuedContact]) -> list[Doc]:
             doc["t"] = previous = c.trace
         docs.append(doc)
     return docs
+
+
+def pack(docs: Sequence[Doc]) -> bytes:
+    """Entries as one opaque value (stored as BSON binary: any text a CSV cell holds, NUL included)."""
+    return orjson.dumps(list(docs))
+
+
+def unpack(value: bytes) -> list[Doc]:
+    docs: list[Doc] = orjson.loads(value)
+    return docs
+
+
+def stored_segment(doc: Doc) -> list[Doc]:
+    """A segment document's entries in append order: packed appends in `b`, after any entries written one
+    sub-document each (`e`, before ADR 0056) by an earlier version."""
+    docs: list[Doc] = list(doc.get("e") or ())
+    for value in doc.get("b") or ():
+        docs.extend(unpack(value))
+    return docs
+
+
+def timer_doc(c: QueuedContact, due: datetime) -> Doc:
+    return {"_id": f"{c.contact_id}_a{c.attempt_number}", "x": pack([entry_doc(c)]), "due": due}
+
+
+def timer_entry(batch_id: str, d: Doc) -> QueuedContact:
+    """Reads what `timer_doc` wrote (and the unpacked entries written before it)."""
+    return entry_of(batch_id, unpack(d["x"])[0] if "x" in d else d)
 
 
 def segment_entries(batch_id: str, docs: Sequence[Doc]) -> list[QueuedContact]:
@@ -121,12 +155,12 @@ class MongoDispatchStore:
         self, batch_id: str, lane: int, segment: int, entries: Sequence[QueuedContact]
     ) -> None:
         await self._db[self._segment(batch_id, lane, segment)].update_one(
-            {"_id": "s"}, {"$push": {"e": {"$each": segment_docs(entries)}}}, upsert=True
+            {"_id": "s"}, {"$push": {"b": pack(segment_docs(entries))}}, upsert=True
         )
 
     async def read_segment(self, batch_id: str, lane: int, segment: int) -> list[QueuedContact]:
         doc = await self._db[self._segment(batch_id, lane, segment)].find_one({"_id": "s"})
-        return segment_entries(batch_id, doc["e"]) if doc else []
+        return segment_entries(batch_id, stored_segment(doc)) if doc else []
 
     async def drop_segment(self, batch_id: str, lane: int, segment: int) -> None:
         await self._db[self._segment(batch_id, lane, segment)].drop()
@@ -148,14 +182,11 @@ class MongoDispatchStore:
     async def add_timers(
         self, batch_id: str, minute: int, entries: Sequence[tuple[QueuedContact, datetime]]
     ) -> None:
-        docs = [
-            {"_id": f"{c.contact_id}_a{c.attempt_number}", **entry_doc(c), "due": due} for c, due in entries
-        ]
-        await _insert_new(self._db[self._timers(batch_id, minute)], docs)
+        await _insert_new(self._db[self._timers(batch_id, minute)], [timer_doc(c, due) for c, due in entries])
 
     async def read_timers(self, batch_id: str, minute: int) -> list[tuple[QueuedContact, datetime]]:
         cursor = self._db[self._timers(batch_id, minute)].find({})
-        return [(entry_of(batch_id, d), d["due"]) async for d in cursor]
+        return [(timer_entry(batch_id, d), d["due"]) async for d in cursor]
 
     async def drop_timers(self, batch_id: str, minute: int) -> None:
         await self._db[self._timers(batch_id, minute)].drop()
@@ -178,8 +209,9 @@ class MongoDispatchStore:
 
     async def delete_leases(self, attempt_ids: Sequence[str]) -> None:
         if attempt_ids:
-            # One scan for the whole list, rather than one per id.
-            await self._db[LEASES].delete_many({"_id": {"$in": list(attempt_ids)}})
+            # One statement per id in one command: FerretDB answers `_id` equality from its index but an
+            # `$in` list by scanning the collection (1.1 s for 250 ids among 20,000 leases; 0.18 s this way).
+            await self._db[LEASES].bulk_write([DeleteOne({"_id": i}) for i in attempt_ids], ordered=False)
 
     async def leases(self, partition: int) -> list[Doc]:
         return [doc async for doc in self._db[LEASES].find({"partition": partition})]

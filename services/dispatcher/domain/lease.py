@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
 from dispatcher.domain.batch import QueuedContact
 
 LEASE_GRACE = timedelta(seconds=60)
@@ -43,12 +45,10 @@ class Lease:
         return requested_at + timedelta(seconds=max_call_seconds) + grace
 
     def to_document(self) -> dict[str, Any]:
+        """The fields a query or an operator reads stay plain; the contact is one packed value (ADR 0056:
+        FerretDB's cost is per stored element, and nothing queries inside it)."""
         c = self.contact
-        doc: dict[str, Any] = {
-            "_id": self.attempt_id,
-            "workspace_id": self.workspace_id,
-            "partition": self.partition,
-            "batch_id": c.batch_id,
+        contact: dict[str, Any] = {
             "contact_id": c.contact_id,
             "row_number": c.row_number,
             "phone_number": c.phone_number,
@@ -56,17 +56,27 @@ class Lease:
             "lane": c.lane,
             "attempt_number": c.attempt_number,
             "previous": list(c.previous),
+        }
+        if c.trace:
+            contact["traceparent"] = c.trace
+        doc: dict[str, Any] = {
+            "_id": self.attempt_id,
+            "workspace_id": self.workspace_id,
+            "partition": self.partition,
+            "batch_id": c.batch_id,
+            "contact": orjson.dumps(contact),
             "requested_at": self.requested_at,
             "expires_at": self.expires_at,
         }
-        if c.trace:
-            doc["traceparent"] = c.trace
         if self.slot is not None:
             doc["slot_start"], doc["slot_by"] = self.slot
         return doc
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> Lease:
+        """Reads what `to_document` wrote, and the unpacked leases written before ADR 0056."""
+        if "contact" in doc:
+            doc = {**doc, **orjson.loads(doc["contact"])}
         return cls(
             attempt_id=doc["_id"],
             workspace_id=doc["workspace_id"],

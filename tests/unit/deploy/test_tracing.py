@@ -109,7 +109,7 @@ def test_a_saved_carrier_resumes_the_trace_later(spans: InMemorySpanExporter) ->
     with consumer_span("dispatcher accept contact", [("traceparent", TRACEPARENT.encode())]):
         saved = inject_headers()
     spans.clear()
-    with consumer_span("dispatcher dispatch attempt", saved):
+    with consumer_span("dispatcher dispatch", saved):
         request_headers = inject_headers()
     assert request_headers["traceparent"].split("-")[1] == CALLER_TRACE
 

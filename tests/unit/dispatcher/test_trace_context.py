@@ -3,13 +3,23 @@ retry after a failed attempt and the terminal event all continue the trace their
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from dispatcher.adapters.mongo_store import entry_doc, entry_of, segment_docs, segment_entries
+from dispatcher.adapters.mongo_store import (
+    entry_doc,
+    entry_of,
+    pack,
+    segment_docs,
+    segment_entries,
+    stored_segment,
+    timer_doc,
+    timer_entry,
+)
 from dispatcher.domain.batch import QueuedContact
 from dispatcher.domain.lease import Lease
 from shared.events import CallEnded, CallRequested, ContactFinished, Message, RetryPolicySpec, RetryScheduled
@@ -54,16 +64,12 @@ async def test_call_request_continues_the_trace_the_contact_arrived_in(spans: In
     await w.rounds(1)
     requests = w.requests()
     assert len(requests) == 2
-    dials = [s for s in spans.get_finished_spans() if s.name == "dispatcher dispatch attempt"]
-    assert len(dials) == 2
-    for dial in dials:
-        assert ids(dial)[0] == UPLOAD_TRACE and ids(dial)[2] == UPLOAD_SPAN  # child of the upload's span
-    by_span = {ids(d)[1]: d for d in dials}
+    (dial,) = [s for s in spans.get_finished_spans() if s.name == "dispatcher dispatch"]
+    assert ids(dial)[0] == UPLOAD_TRACE and ids(dial)[2] == UPLOAD_SPAN  # child of the upload's span
+    assert dial.attributes == {"batch_id": "batch_a", "requests": 2}  # one span for the round's two
     for request in requests:
         trace_id, parent = parts(w.sink.carriers[request.event_id])
-        assert trace_id == UPLOAD_TRACE
-        assert parent in by_span  # each request is published from its own dial span
-        assert by_span[parent].attributes == {"batch_id": "batch_a", "attempt_id": request.attempt_id}
+        assert (trace_id, parent) == (UPLOAD_TRACE, ids(dial)[1])
 
 
 async def test_untraced_contacts_start_no_spans_and_publish_with_the_current_context(
@@ -137,9 +143,31 @@ def test_stored_entries_and_leases_keep_the_traceparent_and_read_old_documents()
     now = datetime(2026, 1, 5, 12, tzinfo=UTC)
     lease = Lease("c1_a1", "ws_a", 0, contact, now, now + timedelta(minutes=5))
     assert Lease.from_document(lease.to_document()) == lease
-    old = lease.to_document()
-    del old["traceparent"]  # written before traces were kept
-    assert Lease.from_document(old).contact.trace == ""
+    # Written before the contact was packed (ADR 0056), and before traces were kept: no `traceparent`.
+    old = {k: v for k, v in lease.to_document().items() if k != "contact"}
+    old |= {
+        "contact_id": "c1",
+        "row_number": 1,
+        "phone_number": "+12125550001",
+        "variables": [{"k": "first_name", "v": "Ada"}],
+        "lane": "US",
+        "attempt_number": 1,
+        "previous": [],
+    }
+    assert Lease.from_document(old) == replace(lease, contact=replace(contact, trace=""))
+
+
+def test_packed_entries_read_back_with_the_unpacked_ones_written_before() -> None:
+    odd = {"a.b": "x\x00y", "$k": "é"}  # keys MongoDB refuses, a NUL byte: all fine packed
+    contacts = [
+        QueuedContact(f"c{n}", "batch_a", n, f"+1212555{n:04d}", odd, "US", trace=UPLOAD) for n in (1, 2)
+    ]
+    packed = {"_id": "s", "e": segment_docs(contacts[:1]), "b": [pack(segment_docs(contacts[1:]))]}
+    assert segment_entries("batch_a", stored_segment(packed)) == contacts
+    due = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    assert timer_entry("batch_a", timer_doc(contacts[0], due)) == contacts[0]
+    unpacked = {"_id": "c1_a1", **entry_doc(contacts[0]), "due": due}  # a timer written before ADR 0056
+    assert timer_entry("batch_a", unpacked) == contacts[0]
 
 
 def test_a_segment_stores_the_traceparent_where_it_changes() -> None:
