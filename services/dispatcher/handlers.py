@@ -18,11 +18,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from dispatcher.domain.batch import SEGMENT_SIZE, Batch, BatchState, Lane, QueuedContact
 from dispatcher.domain.ids import attempt_id, event_id
 from dispatcher.domain.lease import LEASE_GRACE, Lease
+from dispatcher.domain.lease_book import LeaseBooks
 from dispatcher.domain.recipient_zone import lane_key
 from dispatcher.domain.retry_policy import Finish, Retry
 from dispatcher.domain.start_rate import (
@@ -123,6 +124,8 @@ class Workspace:
     batches: dict[str, Batch] = field(default_factory=dict)
     retired: dict[str, BatchState] = field(default_factory=dict)
     leases: dict[str, Lease] = field(default_factory=dict)
+    books: LeaseBooks = field(default_factory=LeaseBooks)
+    """Which stored book holds each open lease (ADR 0025)."""
     slots: StartSlots = field(default_factory=StartSlots)
     pace: DialerPace = field(default_factory=DialerPace)
     unstarted: set[str] = field(default_factory=set)
@@ -249,16 +252,50 @@ class Dispatcher:
                 for lane in batch.lanes.values():
                     await self._restore_lane(batch, lane, segments.get((batch.batch_id, lane.index), []))
                 workspace.batches[batch.batch_id] = batch
-            for doc in await self._store.leases(partition):
-                lease = Lease.from_document(doc)
+            await self._restore_leases(partition)
+            self._partitions.add(partition)
+        log.info("took over partitions", extra={"partitions": sorted(new)})
+
+    async def _restore_leases(self, partition: int) -> None:
+        """The open leases: every booked lease no ends record frees. Books and ends records that free
+        nothing any more (a crash between a step's writes) are deleted; leases stored one document each by
+        an earlier version are moved into a book of their own."""
+        ends = await self._store.lease_ends(partition)
+        ended = {attempt_id for attempt_ids, _ in ends.values() for attempt_id in attempt_ids}
+        books = await self._store.lease_books(partition)
+        unbooked = await self._store.unbooked_leases(partition)
+        if unbooked:
+            moved = [Lease.from_document(d).to_document() for d in unbooked]
+            book_id = uuid4().hex
+            await self._store.insert_lease_book(book_id, partition, moved)
+            await self._store.drop_unbooked_leases(partition)
+            books[book_id] = moved
+        spent: list[str] = []
+        for book_id, docs in books.items():
+            leases = [Lease.from_document(d) for d in docs]
+            leases = [lease for lease in leases if lease.attempt_id not in ended]
+            if not leases:
+                spent.append(book_id)
+                continue
+            for lease in leases:
                 workspace = self._workspace(lease.workspace_id, partition)
+                if workspace.books.holds(lease.attempt_id):
+                    continue  # booked twice (moved from the unbooked leases just before a crash)
+                workspace.books.opened(book_id, [lease.attempt_id])
                 workspace.leases[lease.attempt_id] = lease
                 if lease.slot is None:
                     workspace.slots_known = False
                 else:
                     workspace.slots.restore([Slot(*lease.slot)])
-            self._partitions.add(partition)
-        log.info("took over partitions", extra={"partitions": sorted(new)})
+        await self._store.delete_lease_books(spent)
+        owned = [w for w in self._workspaces.values() if w.partition == partition]
+        stale_ends: list[str] = []
+        for ends_id, (_, book_ids) in ends.items():
+            # A record is kept by every workspace with an open lease in one of its books.
+            kept = [w.books.restore_ends(ends_id, book_ids) for w in owned]
+            if not any(kept):
+                stale_ends.append(ends_id)
+        await self._store.delete_lease_ends(stale_ends)
 
     async def _restore_lane(self, batch: Batch, lane: Lane, stored: list[int]) -> None:
         # The saved cursor and tail may be stale; the segments that exist are the truth.
@@ -688,8 +725,21 @@ class Dispatcher:
         if dispatch_events:
             await self._sink.publish_many(dispatch_events, topic=Topic.DISPATCH_EVENTS, carriers=fx.carriers)
         if fx.ended_leases:
-            await self._store.delete_leases(fx.ended_leases)
+            await self._free_leases(workspace, fx.ended_leases)
             workspace.wake.set()
+
+    async def _free_leases(self, workspace: Workspace, attempt_ids: Sequence[str]) -> None:
+        """Record that these leases ended, in the order `Freed` names: a crash between the writes leaves a
+        freed lease looking open to the next owner (it expires), never an open one looking freed."""
+        freed = workspace.books.free(attempt_ids)
+        if freed.pending:
+            ends_id = uuid4().hex
+            await self._store.insert_lease_ends(
+                ends_id, workspace.partition, freed.ended, sorted(freed.pending)
+            )
+            workspace.books.recorded(ends_id, freed.pending)
+        await self._store.delete_lease_books(sorted(freed.empty))
+        await self._store.delete_lease_ends(sorted(freed.unreferenced))
 
     async def _save_now(self, batch: Batch) -> None:
         batch.dirty = batch.urgent = False
@@ -991,7 +1041,15 @@ class Dispatcher:
         traced: dict[tuple[str, str], list[UUID]] = {}
         if leases:
             # Lease before attempt: a crash between them leaves a lease (which expires), never a lost contact.
-            new_leases = await self._store.insert_leases([lease.to_document() for lease in leases])
+            # An attempt whose lease is open was requested before a crash: its lease stays in its book.
+            unbooked = [lease for lease in leases if not workspace.books.holds(lease.attempt_id)]
+            booked_now = {lease.attempt_id for lease in unbooked}
+            if unbooked:
+                book_id = uuid4().hex
+                await self._store.insert_lease_book(
+                    book_id, workspace.partition, [lease.to_document() for lease in unbooked]
+                )
+                workspace.books.opened(book_id, [lease.attempt_id for lease in unbooked])
             new_attempts = await self._store.insert_attempts(
                 [
                     {
@@ -1000,12 +1058,12 @@ class Dispatcher:
                         "batch_id": lease.contact.batch_id,
                         "requested_at": now,
                     }
-                    for lease in leases
+                    for lease in unbooked
                 ]
             )
             stale: list[str] = []
             for lease in leases:
-                if lease.attempt_id not in new_attempts and lease.attempt_id in new_leases:
+                if lease.attempt_id not in new_attempts and lease.attempt_id in booked_now:
                     stale.append(lease.attempt_id)  # dialed before a crash and already ended: not again
                     continue
                 # New, or dialed before a crash and still open: (re)publish; the dialer's claim dedupes.
@@ -1031,8 +1089,7 @@ class Dispatcher:
                             batch_id=batch.batch_id,
                         )
                     )
-            if stale:
-                await self._store.delete_leases(stale)
+            await self._free_leases(workspace, stale)
             for (trace, batch_id), event_ids in traced.items():
                 # The contacts waited outside any span (minutes, or a day): their requests continue the trace
                 # they were queued in, one short span per trace and batch in the round (an upload's contacts

@@ -45,8 +45,7 @@ class Lease:
         return requested_at + timedelta(seconds=max_call_seconds) + grace
 
     def to_document(self) -> dict[str, Any]:
-        """The fields a query or an operator reads stay plain; the contact is one packed value (ADR 0056:
-        FerretDB's cost is per stored element, and nothing queries inside it)."""
+        """A lease as it is kept in its book (`domain.lease_book`; the book is stored packed, ADR 0025)."""
         c = self.contact
         contact: dict[str, Any] = {
             "contact_id": c.contact_id,
@@ -64,7 +63,7 @@ class Lease:
             "workspace_id": self.workspace_id,
             "partition": self.partition,
             "batch_id": c.batch_id,
-            "contact": orjson.dumps(contact),
+            "contact": contact,
             "requested_at": self.requested_at,
             "expires_at": self.expires_at,
         }
@@ -74,9 +73,13 @@ class Lease:
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> Lease:
-        """Reads what `to_document` wrote, and the unpacked leases written before ADR 0056."""
-        if "contact" in doc:
-            doc = {**doc, **orjson.loads(doc["contact"])}
+        """Reads what `to_document` wrote, unpacked from a book (times as ISO text), and the leases stored
+        one document each before books: the contact as fields of the lease, or packed in `contact`."""
+        contact = doc.get("contact")
+        if isinstance(contact, bytes):
+            contact = orjson.loads(contact)
+        if contact is not None:
+            doc = {**doc, **contact}
         return cls(
             attempt_id=doc["_id"],
             workspace_id=doc["workspace_id"],
@@ -92,7 +95,11 @@ class Lease:
                 previous=tuple(doc.get("previous") or ()),
                 trace=doc.get("traceparent") or "",
             ),
-            requested_at=doc["requested_at"],
-            expires_at=doc["expires_at"],
+            requested_at=_time(doc["requested_at"]),
+            expires_at=_time(doc["expires_at"]),
             slot=(float(doc["slot_start"]), float(doc["slot_by"])) if "slot_by" in doc else None,
         )
+
+
+def _time(value: datetime | str) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import orjson
+
 from dispatcher.domain.batch import QueuedContact
 from dispatcher.ports import Doc
 from shared.events import Message
@@ -21,6 +23,9 @@ class MemoryStore:
         self.timers: dict[tuple[str, int], dict[str, tuple[QueuedContact, datetime]]] = {}
         self.attempts: dict[str, Doc] = {}
         self.leases_: dict[str, Doc] = {}
+        """Leases stored one document each (a version before lease books)."""
+        self.books: dict[str, Doc] = {}
+        self.ends: dict[str, Doc] = {}
         self.outcomes_: dict[str, dict[str, Doc]] = {}
 
     async def prepare(self) -> None:
@@ -88,15 +93,46 @@ class MemoryStore:
     async def insert_attempts(self, docs: Sequence[Doc]) -> set[str]:
         return self._insert(self.attempts, docs)
 
-    async def insert_leases(self, docs: Sequence[Doc]) -> set[str]:
-        return self._insert(self.leases_, docs)
+    async def insert_lease_book(self, book_id: str, partition: int, leases: Sequence[Doc]) -> None:
+        assert book_id not in self.books
+        # Through JSON, as the Mongo store packs a book: times come back as ISO text.
+        self.books[book_id] = {"partition": partition, "leases": orjson.loads(orjson.dumps(list(leases)))}
 
-    async def delete_leases(self, attempt_ids: Sequence[str]) -> None:
-        for a in attempt_ids:
-            self.leases_.pop(a, None)
+    async def lease_books(self, partition: int) -> dict[str, list[Doc]]:
+        return {k: copy.deepcopy(b["leases"]) for k, b in self.books.items() if b["partition"] == partition}
 
-    async def leases(self, partition: int) -> list[Doc]:
+    async def delete_lease_books(self, book_ids: Sequence[str]) -> None:
+        for book_id in book_ids:
+            self.books.pop(book_id, None)
+
+    async def insert_lease_ends(
+        self, ends_id: str, partition: int, attempt_ids: Sequence[str], books: Sequence[str]
+    ) -> None:
+        assert ends_id not in self.ends
+        self.ends[ends_id] = {"partition": partition, "ended": list(attempt_ids), "books": list(books)}
+
+    async def lease_ends(self, partition: int) -> dict[str, tuple[list[str], list[str]]]:
+        return {
+            k: (list(e["ended"]), list(e["books"]))
+            for k, e in self.ends.items()
+            if e["partition"] == partition
+        }
+
+    async def delete_lease_ends(self, ends_ids: Sequence[str]) -> None:
+        for ends_id in ends_ids:
+            self.ends.pop(ends_id, None)
+
+    async def unbooked_leases(self, partition: int) -> list[Doc]:
         return [copy.deepcopy(d) for d in self.leases_.values() if d["partition"] == partition]
+
+    async def drop_unbooked_leases(self, partition: int) -> None:
+        self.leases_ = {k: d for k, d in self.leases_.items() if d["partition"] != partition}
+
+    def open_leases(self) -> dict[str, Doc]:
+        """The stored leases a new owner would find open, by attempt id."""
+        ended = {a for e in self.ends.values() for a in e["ended"]}
+        found = {d["_id"]: d for b in self.books.values() for d in b["leases"] if d["_id"] not in ended}
+        return found | {k: d for k, d in self.leases_.items() if k not in ended}
 
     async def insert_outcomes(self, batch_id: str, docs: Sequence[Doc]) -> set[str]:
         return self._insert(self.outcomes_.setdefault(batch_id, {}), docs)

@@ -434,7 +434,7 @@ async def test_take_over_after_a_crash_resumes_without_loss_or_redial() -> None:
     for _ in range(400):
         w.clock.advance(2)
         await w.rounds(1)
-        pending = [r for r in w.requests() if r.attempt_id in w.store.leases_]
+        pending = [r for r in w.requests() if r.attempt_id in w.store.open_leases()]
         await w.apply(*[w.ended(r, Outcome.COMPLETED) for r in pending])
         if w.sink.of(BatchCompleted):
             break
@@ -524,8 +524,9 @@ async def test_a_lease_without_its_slot_makes_the_new_owner_wait_for_the_furthes
     await w.start()
     await w.apply(w.accepted("batch_a", 20), *w.contacts("batch_a", range(1, 21)))
     await w.rounds(1)
-    for doc in w.store.leases_.values():  # written before leases kept their slots
-        del doc["slot_start"], doc["slot_by"]
+    for book in w.store.books.values():  # written before leases kept their slots
+        for doc in book["leases"]:
+            del doc["slot_start"], doc["slot_by"]
     before = len(w.requests())
     w.dispatcher = w.new_dispatcher()
     await w.dispatcher.take_over({0})
@@ -597,3 +598,39 @@ async def test_punctual_starts_narrow_the_slots_and_a_miss_widens_them_again() -
     await w.apply(missed)
     await w.rounds(3, advance=0.05)
     assert open_for(w.requests()[-1]) == pytest.approx(START_TOLERANCE_SECONDS)
+
+
+async def test_a_new_owner_finds_exactly_the_open_leases_in_their_books() -> None:
+    w = World(cps=100, concurrent=10)
+    await w.start()
+    await w.apply(w.accepted("batch_a", 6), *w.contacts("batch_a", range(1, 7)))
+    await w.rounds(1)
+    first = w.requests()
+    assert len(first) == 6 and len(w.store.books) == 1  # one round, one book
+    await w.apply(*[w.ended(r, Outcome.COMPLETED) for r in first[:2]])
+    assert len(w.store.ends) == 1  # the book keeps four open leases
+    w.dispatcher = w.new_dispatcher()
+    await w.dispatcher.take_over({0})
+    assert set(w.store.open_leases()) == {r.attempt_id for r in first[2:]}
+    await w.rounds(1)
+    assert len(w.requests()) == 6  # the four open calls hold their slots; nothing is dialed again
+    await w.apply(*[w.ended(r, Outcome.COMPLETED) for r in first[2:]])
+    assert w.store.books == {} and w.store.ends == {}  # nothing left once every lease ended
+
+
+async def test_leases_stored_one_document_each_are_moved_into_a_book() -> None:
+    w = World(cps=100, concurrent=10)
+    await w.start()
+    await w.apply(w.accepted("batch_a", 2), *w.contacts("batch_a", range(1, 3)))
+    await w.rounds(1)
+    # As an earlier version stored them: one document per lease, times as datetimes.
+    for book in w.store.books.values():
+        for doc in book["leases"]:
+            w.store.leases_[doc["_id"]] = {**doc, "requested_at": w.clock.now(), "expires_at": w.clock.now()}
+    w.store.books.clear()
+    w.dispatcher = w.new_dispatcher()
+    await w.dispatcher.take_over({0})
+    assert w.store.leases_ == {} and len(w.store.books) == 1
+    w.clock.advance(1)
+    await w.rounds(1)  # expired at once (as stored): each becomes a retry, not a lost contact
+    assert len(w.sink.of(RetryScheduled)) == 2
