@@ -15,7 +15,8 @@ dispatcher and status consume the same events; `isolated` starts a private inges
 (rendered from the stack's template) on the stack's Kafka and FerretDB, with topics and a database of its
 own, so that ingest alone is measured. The headline figures are the stack mode's; both are in the JSON.
 After each run the contacts topic is read back to check that every row was published exactly once, and the
-batch is cancelled.
+batch is cancelled. In stack mode each run starts once the stack's dispatcher and status have caught up
+(`settle_seconds_before`), so no run shares the machine with the previous run's cancellation.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.consumer_lag import ConsumerLagMonitor
 from shared.kafka import ensure_topics
 from shared.mongo import database, make_client
 from shared.settings import InfraSettings
@@ -395,6 +397,30 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+STACK_GROUPS = {"dispatcher": (Topic.BATCHES, Topic.CONTACTS), "status": tuple(Topic)}
+"""The stack's consumers of an upload's events, and the topics they read."""
+
+
+async def settle(infra: InfraSettings, within: float = 900) -> float:
+    """Wait until the stack's consumers have caught up (three probes in a row a second apart find no lag);
+    returns the seconds it took. A run starts from a quiet stack: the previous run's batch was cancelled,
+    and the dispatcher's sweep of its 250,000 contacts and their projection would otherwise share the
+    machine with the next upload. The run itself still shares it with their work on its own events."""
+    monitors = [ConsumerLagMonitor(infra, group, topics) for group, topics in STACK_GROUPS.items()]
+    started = time.monotonic()
+    quiet = 0
+    while quiet < 3:
+        if time.monotonic() - started > within:
+            raise SystemExit(f"the stack's consumers did not catch up within {within:.0f} s")
+        await asyncio.sleep(1)
+        try:
+            lag = sum([sum((await m.measure_once()).values()) for m in monitors])
+        except Exception:  # a probe during a rebalance; the next one counts
+            lag = -1
+        quiet = quiet + 1 if lag == 0 else 0
+    return round(time.monotonic() - started, 1)
+
+
 def measure(mode: str, runs: int, gateway: str, ingest_port: int, path: Path, rows: int) -> dict[str, Any]:
     """`stack`: the running stack (its ingest, gateway and the consumers that react to the events).
     `isolated`: a private ingest behind a private gateway on the stack's Kafka and FerretDB, with topics and
@@ -418,7 +444,9 @@ def measure(mode: str, runs: int, gateway: str, ingest_port: int, path: Path, ro
         headers, agent_id = asyncio.run(setup(gateway, infra))
         body = path.read_bytes()
         for i in range(runs):
+            settled = asyncio.run(settle(infra)) if mode == "stack" else 0.0
             run = asyncio.run(one_run(gateway, body, rows, headers, agent_id, infra, ingest_port))
+            run["settle_seconds_before"] = settled
             print(f"{mode} run {i + 1}: {json.dumps(run)}", file=sys.stderr)
             results.append(run)
     finally:

@@ -704,10 +704,14 @@ class Dispatcher:
         terminal: list[Message] = []
         for batch_id, docs in fx.outcomes.items():
             new = await self._store.insert_outcomes(batch_id, docs)
+            counted = workspace.batches.get(batch_id)
+            counts = counted.final_counts if counted is not None else None
             for doc in docs:
                 if doc["_id"] in new:
                     OUTCOMES.labels(f"final_{doc['final']}").inc()
                     terminal.append(decode(doc["event"]))
+                    if counts is not None:
+                        counts[doc["final"]] = counts.get(doc["final"], 0) + 1
             taken = [str(doc["_id"]) for doc in docs if doc["_id"] not in new]
             if taken:
                 # Already terminal (a replay, or a race with cancel): announce the state that is stored.
@@ -1190,7 +1194,9 @@ class Dispatcher:
             await self._save_now(batch)
 
     async def _counts(self, batch: Batch) -> BatchCounts:
-        counts = await self._store.outcome_counts(batch.batch_id)
+        if batch.final_counts is None:
+            batch.final_counts = dict(await self._store.outcome_counts(batch.batch_id))
+        counts = batch.final_counts
         return BatchCounts(
             total=batch.total_rows,
             completed=counts.get("completed", 0),

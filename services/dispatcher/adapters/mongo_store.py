@@ -14,6 +14,7 @@ query looks inside an entry; the fields that are queried (`partition`, `_id`) st
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,7 @@ _SEGMENT = "dispatch_q__"
 _TIMERS = "dispatch_t__"
 _OUTCOMES = "dispatch_o__"
 _DUPLICATE_KEY = 11000
+_CONCURRENT_READS = 8
 
 
 def entry_doc(c: QueuedContact, *, with_trace: bool = True) -> Doc:
@@ -244,7 +246,15 @@ class MongoDispatchStore:
         return await _insert_new(self._db[_OUTCOMES + batch_id], docs)
 
     async def outcomes(self, batch_id: str, contact_ids: Sequence[str]) -> list[Doc]:
-        return [d async for d in self._db[_OUTCOMES + batch_id].find({"_id": {"$in": list(contact_ids)}})]
+        # By `_id`, a few at a time: an `$in` list is a scan of the batch's outcomes on FerretDB (ADR 0025),
+        # and a replay after a restart asks for thousands at a time.
+        collection = self._db[_OUTCOMES + batch_id]
+        found: list[Doc] = []
+        for start in range(0, len(contact_ids), _CONCURRENT_READS):
+            chunk = contact_ids[start : start + _CONCURRENT_READS]
+            docs = await asyncio.gather(*(collection.find_one({"_id": c}) for c in chunk))
+            found.extend(d for d in docs if d is not None)
+        return found
 
     async def outcome_counts(self, batch_id: str) -> dict[str, int]:
         pipeline: list[dict[str, Any]] = [{"$group": {"_id": "$final", "n": {"$sum": 1}}}]

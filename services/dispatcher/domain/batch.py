@@ -150,6 +150,9 @@ class Batch:
     """Must be saved before this apply step's offsets are committed (not only eventually)."""
     saved_at: float = 0.0
     checked_at: float = 0.0
+    final_counts: dict[str, int] | None = None
+    """Terminal states stored so far by kind (`completed`, `failed`, ...): read from the store once per
+    owner, then counted as outcomes are inserted (counting them in the store is a scan of the batch)."""
 
     @property
     def live(self) -> bool:

@@ -634,3 +634,31 @@ async def test_leases_stored_one_document_each_are_moved_into_a_book() -> None:
     w.clock.advance(1)
     await w.rounds(1)  # expired at once (as stored): each becomes a retry, not a lost contact
     assert len(w.sink.of(RetryScheduled)) == 2
+
+
+async def test_a_batch_counts_its_terminal_states_from_the_store_once_per_owner() -> None:
+    # Counting in the store scans the batch's outcomes; a cancelled batch whose contacts keep arriving is
+    # checked every second, so the counts are kept as outcomes are written.
+    w = World(cps=100, concurrent=2)
+    await w.start()
+    reads = 0
+    count_in_store = w.store.outcome_counts
+
+    async def counted(batch_id: str) -> dict[str, int]:
+        nonlocal reads
+        reads += 1
+        return await count_in_store(batch_id)
+
+    w.store.outcome_counts = counted  # type: ignore[method-assign]
+    await w.apply(w.accepted("batch_a", 10), *w.contacts("batch_a", range(1, 6)), w.ingested("batch_a", 10))
+    await w.apply(CancelBatch(**w.envelope("batch_a"), batch_id="batch_a", requested_at=w.clock.now()))  # type: ignore[arg-type]
+    for n in range(6, 11):  # late arrivals, a second apart
+        await w.rounds(2, advance=1)
+        await w.apply(*w.contacts("batch_a", range(n, n + 1)))
+    await w.rounds(3, advance=1)
+    assert len(w.sink.of(ContactCancelled)) == 10
+    assert len(w.sink.of(BatchCancelled)) == 1 and reads == 1
+    w.dispatcher = w.new_dispatcher()  # a new owner reads them once more, then counts
+    await w.dispatcher.take_over({0})
+    await w.rounds(3, advance=1)
+    assert reads <= 2
