@@ -9,9 +9,10 @@ A change here changes the wire format: the golden files in `tests/unit/contracts
 
 from __future__ import annotations
 
+import random
 from datetime import time
 from typing import Annotated, Literal, get_args
-from uuid import UUID, uuid4
+from uuid import UUID, SafeUUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -32,12 +33,27 @@ SLOT_MISSED = "slot_missed"
 (a system error: not billed, no attempt of the contact's budget; the dispatcher plans it again at once)."""
 
 
+_VERSION_4 = (0xF000 << 64, 4 << 76)
+_VARIANT = (0xC000 << 48, 0x8000 << 48)
+
+
+def new_event_id() -> UUID:
+    """A random (version 4) UUID, half the cost of `uuid.uuid4`: from the `random` module (which re-seeds in
+    a forked child) rather than a system call per id, and without `UUID.__init__`'s checks. An event id
+    must be unique, not unpredictable; a dialer makes four per call."""
+    value = random.getrandbits(128) & ~_VERSION_4[0] & ~_VARIANT[0] | _VERSION_4[1] | _VARIANT[1]
+    made = object.__new__(UUID)
+    object.__setattr__(made, "int", value)
+    object.__setattr__(made, "is_safe", SafeUUID.unknown)
+    return made
+
+
 class Message(BaseModel):
     """The envelope every event and command shares."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    event_id: UUID = Field(default_factory=uuid4)
+    event_id: UUID = Field(default_factory=new_event_id)
     schema_version: Literal[1] = SCHEMA_VERSION
     occurred_at: AwareDatetime
     workspace_id: str

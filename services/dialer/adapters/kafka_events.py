@@ -18,6 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import InvalidProducerEpoch, OutOfOrderSequenceNumber
 from aiokafka.partitioner import murmur2
+from opentelemetry import trace
 
 from shared.events import Message, encode
 from shared.settings import InfraSettings
@@ -192,8 +193,20 @@ async def _close_quietly(producer: AIOKafkaProducer) -> None:
         await producer.stop()
 
 
+_HEADERS: dict[tuple[int, int, int], list[tuple[str, bytes]]] = {}
+"""Kafka headers by span context: a call's four events are emitted in its one span, so the carrier is
+built once per call, not per event."""
+
+
 def _headers() -> list[tuple[str, bytes]]:
-    return [(k, v.encode()) for k, v in inject_headers().items()]
+    context = trace.get_current_span().get_span_context()
+    key = (context.trace_id, context.span_id, context.trace_flags)
+    made = _HEADERS.get(key)
+    if made is None:
+        if len(_HEADERS) >= 10_000:
+            _HEADERS.clear()
+        made = _HEADERS[key] = [(k, v.encode()) for k, v in inject_headers().items()]
+    return made
 
 
 def _log_failure(ack: asyncio.Future[Any]) -> None:

@@ -149,22 +149,19 @@ class CallRequestConsumer:
             self._consumer.resume(*paused)
         self._last_poll = time.monotonic()
         batches = await self._consumer.getmany(timeout_ms=200, max_records=min(free, self._poll_max))
-        records = [record for partition_records in batches.values() for record in partition_records]
-        if not records:
-            return
         requests: list[CallRequested] = []
         headers: list[KafkaHeaders] = []
         positions: list[tuple[TopicPartition, int]] = []
-        for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            self.tracker.started(tp, record.offset)
-            message = _decode(record.value)
-            if message is None:
-                self.tracker.finished(tp, record.offset)
-                continue
-            requests.append(message)
-            headers.append(record.headers)
-            positions.append((tp, record.offset))
+        for tp, records in batches.items():
+            for record in records:
+                self.tracker.started(tp, record.offset)
+                message = _decode(record.value)
+                if message is None:
+                    self.tracker.finished(tp, record.offset)
+                    continue
+                requests.append(message)
+                headers.append(record.headers)
+                positions.append((tp, record.offset))
         if requests:
             task = asyncio.create_task(self._claim(requests, headers, positions))
             self._claiming.add(task)

@@ -32,9 +32,12 @@ class OffsetTracker(Generic[P]):
         return sum(len(p.pending) for p in self._partitions.values())
 
     def started(self, partition: P, offset: int) -> None:
-        state = self._partitions.setdefault(partition, _Partition())
+        state = self._partitions.get(partition)
+        if state is None:  # not `setdefault`: that would build a state per message
+            state = self._partitions[partition] = _Partition()
         state.pending.add(offset)
-        state.next_offset = max(state.next_offset, offset + 1)
+        if offset >= state.next_offset:
+            state.next_offset = offset + 1
 
     def finished(self, partition: P, offset: int) -> None:
         state = self._partitions.get(partition)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter
 
 import phonenumbers
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 
 from dialer.config import Settings
 from dialer.domain.call import OutboundCall
-from dialer.domain.simulation import ANSWERED, DEFAULT_MIX, TEST_NUMBERS, CallSimulator, parse_mix
+from dialer.domain.simulation import ANSWERED, DEFAULT_MIX, TEST_NUMBERS, CallSimulator, Draws, parse_mix
 from shared.outcomes import Outcome
 
 pytestmark = pytest.mark.unit
@@ -97,3 +98,13 @@ def test_an_outcome_mix_from_settings_parses_and_names_a_bad_item() -> None:
 def test_a_dialer_with_a_bad_outcome_mix_does_not_start() -> None:
     with pytest.raises(ValidationError, match="sim_outcomes"):
         Settings(sim_outcomes="completed=x")
+
+
+def test_an_attempts_draws_are_uniform_and_its_call_lengths_long_tailed() -> None:
+    uniforms = [Draws(f"7:a{i}").random() for i in range(20_000)]
+    assert all(0.0 <= u < 1.0 for u in uniforms)
+    assert abs(statistics.fmean(uniforms) - 0.5) < 0.01
+    assert abs(sum(u < 0.1 for u in uniforms) / len(uniforms) - 0.1) < 0.01
+    lengths = sorted(Draws(f"7:b{i}").lognormvariate(math.log(45.0), 0.8) for i in range(20_000))
+    assert 42 < statistics.median(lengths) < 48  # a 45 s median
+    assert lengths[int(0.95 * len(lengths))] > 2.5 * 45  # and a long tail (e^(1.645*0.8) = 3.7)
