@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PACKAGES := shared services/ingest services/dispatcher services/dialer services/status clients/batchcalls_cli
 
-.PHONY: help install up down status demo test test-unit k8s-validate check fmt bench-ingest bench-dispatch bench-dialer bench-status bench-pipeline chaos
+.PHONY: help install up down status demo test test-unit k8s-validate check fmt bench-ingest bench-dispatch bench-dialer bench-status bench-pipeline bench-layouts chaos
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -56,6 +56,9 @@ bench-status: up ## projection and query API at 100,000 contacts → bench/resul
 
 bench-pipeline: up ## 100,000 contacts from upload to all terminal, instant calls → bench/results/pipeline.json
 	@$(PY) -m bench.pipeline
+
+bench-layouts: up ## the dispatcher's document layouts on FerretDB (ADR 0025) → bench/results/layouts.json
+	@$(PY) -m bench.layouts
 
 chaos: up ## a seeded fault-injection run → bench/results/chaos.json
 	@$(PY) -m bench.chaos
