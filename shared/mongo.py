@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -13,6 +15,22 @@ Document = dict[str, Any]
 
 MAX_BULK_UPDATES = 90
 """Most update operations in one `bulk_write`: FerretDB 1.24 hangs at 100 or more (ADR 0004)."""
+
+CONCURRENT_READS = 8
+"""Lookups in flight at once for `few_at_a_time`: each is mostly a round trip to FerretDB, which has the
+pool; far below its 100 connections even with several replicas (ADR 0004)."""
+
+_K = TypeVar("_K")
+_R = TypeVar("_R")
+
+
+async def few_at_a_time(read: Callable[[_K], Awaitable[_R]], keys: Sequence[_K]) -> list[_R]:
+    """`read` of every key, in order, `CONCURRENT_READS` in flight at once. For lookups by `_id` or another
+    equality: FerretDB does not push an `$in` list down, so one query for many keys scans the collection."""
+    out: list[_R] = []
+    for start in range(0, len(keys), CONCURRENT_READS):
+        out.extend(await asyncio.gather(*(read(k) for k in keys[start : start + CONCURRENT_READS])))
+    return out
 
 
 def make_client(infra: InfraSettings, app_name: str) -> AsyncMongoClient[Document]:

@@ -262,18 +262,21 @@ class Dispatcher:
         an earlier version are moved into a book of their own."""
         ends = await self._store.lease_ends(partition)
         ended = {attempt_id for attempt_ids, _ in ends.values() for attempt_id in attempt_ids}
-        books = await self._store.lease_books(partition)
-        unbooked = await self._store.unbooked_leases(partition)
+        books = {
+            book_id: [Lease.from_document(d) for d in docs]
+            for book_id, docs in (await self._store.lease_books(partition)).items()
+        }
+        unbooked = [Lease.from_document(d) for d in await self._store.unbooked_leases(partition)]
         if unbooked:
-            moved = [Lease.from_document(d).to_document() for d in unbooked]
             book_id = uuid4().hex
-            await self._store.insert_lease_book(book_id, partition, moved)
+            await self._store.insert_lease_book(
+                book_id, partition, [lease.to_document() for lease in unbooked]
+            )
             await self._store.drop_unbooked_leases(partition)
-            books[book_id] = moved
+            books[book_id] = unbooked
         spent: list[str] = []
-        for book_id, docs in books.items():
-            leases = [Lease.from_document(d) for d in docs]
-            leases = [lease for lease in leases if lease.attempt_id not in ended]
+        for book_id, booked in books.items():
+            leases = [lease for lease in booked if lease.attempt_id not in ended]
             if not leases:
                 spent.append(book_id)
                 continue

@@ -7,14 +7,14 @@ segment (`dispatch_q__<batch>__<lane>__<segment>`, one document holding up to SE
 per batch and minute of due retries (`dispatch_t__<batch>__<minute>`). Inserts are cheap (a unique-index
 check), so attempts and outcomes are insert-only and their unique `_id` is the proof of "done once".
 
-Queue entries are stored packed (ADR 0056): FerretDB converts every BSON element to and from JSON, so a
-segment of 512 sub-documents took ~40 ms to read and the same entries as one binary value take ~5 ms. No
-query looks inside an entry; the fields that are queried (`partition`, `_id`) stay plain.
+Queue entries are stored packed (ADR 0025): FerretDB converts every BSON element to and from JSON, so a
+segment of 512 sub-documents took ~77 ms to read and the same entries as one binary value ~6 ms
+(`make bench-layouts`). No query looks inside an entry; the fields that are queried (`partition`, `_id`)
+stay plain.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -27,6 +27,7 @@ from pymongo.errors import BulkWriteError
 from dispatcher.domain.batch import QueuedContact
 from dispatcher.domain.lease import variables_doc, variables_of
 from dispatcher.ports import Doc
+from shared.mongo import MAX_BULK_UPDATES, few_at_a_time
 
 BATCHES = "dispatch_batches"
 FINISHED_BATCHES = "dispatch_batches_done"
@@ -39,7 +40,6 @@ _SEGMENT = "dispatch_q__"
 _TIMERS = "dispatch_t__"
 _OUTCOMES = "dispatch_o__"
 _DUPLICATE_KEY = 11000
-_CONCURRENT_READS = 8
 
 
 def entry_doc(c: QueuedContact, *, with_trace: bool = True) -> Doc:
@@ -83,7 +83,7 @@ def unpack(value: bytes) -> list[Any]:
 
 def stored_segment(doc: Doc) -> list[Doc]:
     """A segment document's entries in append order: packed appends in `b`, after any entries written one
-    sub-document each (`e`, before ADR 0056) by an earlier version."""
+    sub-document each (`e`, before ADR 0025) by an earlier version."""
     docs: list[Doc] = list(doc.get("e") or ())
     for value in doc.get("b") or ():
         docs.extend(unpack(value))
@@ -249,12 +249,8 @@ class MongoDispatchStore:
         # By `_id`, a few at a time: an `$in` list is a scan of the batch's outcomes on FerretDB (ADR 0025),
         # and a replay after a restart asks for thousands at a time.
         collection = self._db[_OUTCOMES + batch_id]
-        found: list[Doc] = []
-        for start in range(0, len(contact_ids), _CONCURRENT_READS):
-            chunk = contact_ids[start : start + _CONCURRENT_READS]
-            docs = await asyncio.gather(*(collection.find_one({"_id": c}) for c in chunk))
-            found.extend(d for d in docs if d is not None)
-        return found
+        docs = await few_at_a_time(lambda c: collection.find_one({"_id": c}), contact_ids)
+        return [d for d in docs if d is not None]
 
     async def outcome_counts(self, batch_id: str) -> dict[str, int]:
         pipeline: list[dict[str, Any]] = [{"$group": {"_id": "$final", "n": {"$sum": 1}}}]
@@ -263,10 +259,11 @@ class MongoDispatchStore:
 
 
 async def _delete_by_id(collection: Any, ids: Sequence[str]) -> None:
-    if ids:
-        # One statement per id in one command: FerretDB answers `_id` equality from its index but an `$in`
-        # list by scanning the collection (ADR 0025).
-        await collection.bulk_write([DeleteOne({"_id": i}) for i in ids], ordered=False)
+    # One statement per id, a bulk of them per command: FerretDB answers `_id` equality from its index but
+    # an `$in` list by scanning the collection (ADR 0025); bulks stay under its limit (ADR 0004).
+    for start in range(0, len(ids), MAX_BULK_UPDATES):
+        chunk = ids[start : start + MAX_BULK_UPDATES]
+        await collection.bulk_write([DeleteOne({"_id": i}) for i in chunk], ordered=False)
 
 
 async def _insert_new(collection: Any, docs: Sequence[Doc]) -> set[str]:

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
-
 from dispatcher.domain.batch import QueuedContact
 
 LEASE_GRACE = timedelta(seconds=60)
@@ -74,12 +72,9 @@ class Lease:
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> Lease:
         """Reads what `to_document` wrote, unpacked from a book (times as ISO text), and the leases stored
-        one document each before books: the contact as fields of the lease, or packed in `contact`."""
-        contact = doc.get("contact")
-        if isinstance(contact, bytes):
-            contact = orjson.loads(contact)
-        if contact is not None:
-            doc = {**doc, **contact}
+        one document each before books (ADR 0025), the contact's fields next to the lease's."""
+        if "contact" in doc:
+            doc = {**doc, **doc["contact"]}
         return cls(
             attempt_id=doc["_id"],
             workspace_id=doc["workspace_id"],

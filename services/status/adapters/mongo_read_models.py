@@ -15,8 +15,7 @@ counting a call as finished, before that call's document says so.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import TypeVar
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 import orjson
 from pymongo import ASCENDING, ReplaceOne
@@ -24,7 +23,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from shared.mongo import MAX_BULK_UPDATES, Document
+from shared.mongo import MAX_BULK_UPDATES, Document, few_at_a_time
 from status.adapters.documents import (
     LAYOUT,
     ROW_BUCKET,
@@ -57,16 +56,11 @@ META = "status_meta"
 READ_MODELS = (BATCHES, LEDGER, CALLS, VACATED, FEED)
 """The collections a rebuild drops and replays (the webhook outbox and settings are not read models)."""
 
-_K = TypeVar("_K")
-_R = TypeVar("_R")
-
 _DUPLICATE_KEY = 11000
 _WRITE_CHUNK = 500
 _BUCKET_READ_MIN = 4
 """Contacts wanted from one row bucket before the bucket is read whole (its hundred calls' versions) rather
 than each of them by `contact_id`: one query's cost on FerretDB is about that of a few dozen documents."""
-_CONCURRENT_READS = 8
-"""Lookups of one chunk in flight at once: each is mostly a round trip to FerretDB, which has the pool."""
 
 
 def _feed_fragments(entries: Sequence[FeedEntry]) -> list[Document]:
@@ -144,14 +138,6 @@ async def _replace(collection: AsyncCollection[Document], batches: Sequence[Stor
             [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs[start : start + MAX_BULK_UPDATES]],
             ordered=True,
         )
-
-
-async def _few_at_a_time(read: Callable[[_K], Awaitable[_R]], keys: Sequence[_K]) -> list[_R]:
-    """`read` of every key, in order, `_CONCURRENT_READS` in flight at once."""
-    out: list[_R] = []
-    for start in range(0, len(keys), _CONCURRENT_READS):
-        out.extend(await asyncio.gather(*(read(k) for k in keys[start : start + _CONCURRENT_READS])))
-    return out
 
 
 def _latest(docs: Sequence[Document]) -> dict[str, Document]:
@@ -247,7 +233,7 @@ class MongoReadModels:
 
     async def load_calls(self, contact_ids: Sequence[str]) -> Mapping[str, StoredCall]:
         # One equality lookup each: `$in` is not pushed down by FerretDB and would scan the collection.
-        looked_up = await _few_at_a_time(self.latest_call, contact_ids)
+        looked_up = await few_at_a_time(self.latest_call, contact_ids)
         return {c: stored for c, stored in zip(contact_ids, looked_up, strict=True) if stored is not None}
 
     async def load_calls_near(self, batch_id: str, contact_ids: Sequence[str]) -> Mapping[str, StoredCall]:
@@ -265,7 +251,7 @@ class MongoReadModels:
         for wanted in buckets.values():
             if len(wanted) < _BUCKET_READ_MIN:
                 single.extend(wanted)
-        read = await _few_at_a_time(lambda bucket: self._row_bucket(batch_id, bucket), whole)
+        read = await few_at_a_time(lambda bucket: self._row_bucket(batch_id, bucket), whole)
         docs = [doc for part in read for doc in part]
         found = {c: StoredCall(call_from_doc(d), d["v"], d["pos"]) for c, d in _latest(docs).items()}
         found.update(await self.load_calls(single))

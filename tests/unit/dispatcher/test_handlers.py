@@ -623,10 +623,13 @@ async def test_leases_stored_one_document_each_are_moved_into_a_book() -> None:
     await w.start()
     await w.apply(w.accepted("batch_a", 2), *w.contacts("batch_a", range(1, 3)))
     await w.rounds(1)
-    # As an earlier version stored them: one document per lease, times as datetimes.
+    # As an earlier version stored them: one document per lease, the contact's fields next to the lease's,
+    # times as datetimes.
     for book in w.store.books.values():
         for doc in book["leases"]:
-            w.store.leases_[doc["_id"]] = {**doc, "requested_at": w.clock.now(), "expires_at": w.clock.now()}
+            lease = {k: v for k, v in doc.items() if k != "contact"}
+            now = w.clock.now()
+            w.store.leases_[doc["_id"]] = {**lease, **doc["contact"], "requested_at": now, "expires_at": now}
     w.store.books.clear()
     w.dispatcher = w.new_dispatcher()
     await w.dispatcher.take_over({0})

@@ -143,7 +143,7 @@ def test_stored_entries_and_leases_keep_the_traceparent_and_read_old_documents()
     now = datetime(2026, 1, 5, 12, tzinfo=UTC)
     lease = Lease("c1_a1", "ws_a", 0, contact, now, now + timedelta(minutes=5))
     assert Lease.from_document(lease.to_document()) == lease
-    # Written before the contact was packed (ADR 0056), and before traces were kept: no `traceparent`.
+    # Stored one document per lease, before books (ADR 0025), and before traces were kept: no `traceparent`.
     old = {k: v for k, v in lease.to_document().items() if k != "contact"}
     old |= {
         "contact_id": "c1",
@@ -166,7 +166,7 @@ def test_packed_entries_read_back_with_the_unpacked_ones_written_before() -> Non
     assert segment_entries("batch_a", stored_segment(packed)) == contacts
     due = datetime(2026, 1, 5, 12, tzinfo=UTC)
     assert timer_entry("batch_a", timer_doc(contacts[0], due)) == contacts[0]
-    unpacked = {"_id": "c1_a1", **entry_doc(contacts[0]), "due": due}  # a timer written before ADR 0056
+    unpacked = {"_id": "c1_a1", **entry_doc(contacts[0]), "due": due}  # a timer written before ADR 0025
     assert timer_entry("batch_a", unpacked) == contacts[0]
 
 
