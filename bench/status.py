@@ -443,7 +443,10 @@ async def run_once(args: argparse.Namespace) -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 process.kill()
         await publisher.stop()
-        await mongo.drop_database(infra.mongo_db)
+        if args.keep:
+            print(f"kept database {infra.mongo_db} and topics {infra.topic_prefix}*", flush=True)
+        else:
+            await mongo.drop_database(infra.mongo_db)
         await mongo.close()
     return result
 
@@ -463,6 +466,9 @@ def main() -> int:
         help="0 skips the page measurement (it scans on FerretDB/SQLite).",
     )
     parser.add_argument("--page", type=int, default=500, help="Page of ?status=failed&limit=100 to time.")
+    parser.add_argument(
+        "--keep", action="store_true", help="Keep each run's database (to inspect or profile its queries)."
+    )
     args = parser.parse_args()
     runs = [asyncio.run(run_once(args)) for _ in range(args.runs)]
     medians = {

@@ -37,6 +37,10 @@ ROOM_WAIT_SECONDS = 0.05
 so the next poll still claims a batch rather than one request at a time)."""
 FULL_POLL_SECONDS = 10.0
 """While full, a paused poll this often keeps the group membership alive (`max_poll_interval_ms` >= 300 s)."""
+COMMIT_SECONDS = 30.0
+"""How long one offset commit may take. aiokafka retries a commit while the group has no coordinator, with
+no end; bounded, a stuck commit is logged and retried at the next interval (the offsets stay uncommitted,
+which the claim rule makes safe) and a shutdown still leaves the group."""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -113,7 +117,8 @@ class CallRequestConsumer:
         if not positions:
             return
         try:
-            await self._consumer.commit(positions)
+            async with asyncio.timeout(COMMIT_SECONDS):
+                await self._consumer.commit(positions)
             self.tracker.mark_committed(positions)
         except Exception:
             log.warning("offset commit failed; will retry", exc_info=True)

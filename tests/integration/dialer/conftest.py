@@ -77,12 +77,18 @@ class CallEvents:
     async def start(self) -> None:
         topic = Topic.CALL_EVENTS.name_with(self._infra.topic_prefix)
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._infra.kafka_bootstrap, enable_auto_commit=False
+            bootstrap_servers=self._infra.kafka_bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
         )
         await self._consumer.start()
         partitions = [TopicPartition(topic, p) for p in range(Topic.CALL_EVENTS.partitions)]
         self._consumer.assign(partitions)
-        await self._consumer.seek_to_beginning(*partitions)
+        # The session's topic is new, so offset 0 is its beginning. Seeking there needs no offset lookup:
+        # `seek_to_beginning` asks the broker, which on a cold machine can still answer "not leader" for a
+        # partition the metadata already gives a leader.
+        for tp in partitions:
+            self._consumer.seek(tp, 0)
         self._task = asyncio.create_task(self._collect())
 
     async def stop(self) -> None:
