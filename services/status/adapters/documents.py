@@ -2,8 +2,9 @@
 
 Stays inside what FerretDB stores: no nested arrays (CSV rows are arrays of `{k, v}` documents), no keys with
 `.` or a leading `$` (column names are values, never keys), integer epoch milliseconds instead of dates.
-Derived fields (`status`, `row_number`, `phone_number`, `row_key`, `list_key`) are stored next to the slots
-so the API can query by equality; `from_*` functions ignore them and rebuild the view from the slots.
+A call version keeps as BSON fields only what is queried or sorted on (`contact_id`, `batch_id`, `row_key`,
+`list_key`, `v`, `pos`); the slots travel packed in one binary value (ADR 0056), and `from_*` functions
+rebuild the view from the slots.
 A bucket is named by one field (`row_key`, `list_key`), not by `batch_id` and a number: FerretDB on
 PostgreSQL answers an equality on several fields by intersecting one index scan per field, and the scan for
 `batch_id` alone returns every version of the batch (ADR 0055).
@@ -33,9 +34,11 @@ ROW_BUCKET = 100
 """Call versions carry the key of their row bucket (`row_key`, rows of a hundred): a page of the unfiltered
 list is one equality query."""
 
-LAYOUT = 2
-"""The read models' document layout. 2: buckets named by `row_key` and `list_key` (1: `batch_id` with
-`row_bucket` or `status` and `list_bucket`). Read models of another layout are rebuilt from the topics."""
+LAYOUT = 3
+"""The read models' document layout. 3: a call version's slots packed in one binary value, eight fields in
+all (2: the slots as a JSON string next to eleven fields, five of them derived and never queried; 1: buckets
+named by `batch_id` with `row_bucket` or `status` and `list_bucket`). Read models of another layout are
+rebuilt from the topics."""
 
 
 def row_key(batch_id: str, bucket: int) -> str:
@@ -94,31 +97,19 @@ def _unending(d: Document | None) -> Ending | None:
     )
 
 
-_QUERY_FIELDS = (
-    "_id",
-    "contact_id",
-    "v",
-    "pos",
-    "list_key",
-    "workspace_id",
-    "batch_id",
-    "status",
-    "row_number",
-    "row_key",
-    "phone_number",
-    "skipped",
-)
+_QUERY_FIELDS = ("_id", "contact_id", "v", "pos", "list_key", "batch_id", "row_key")
 
 
 def call_to_doc(view: CallView, version: int, pos: int) -> Document:
     """The stored form of one version of a call document; `pos` is its place in its status list.
 
-    Only the fields queries use are BSON fields; the slots travel as one JSON string, because FerretDB's
-    insert cost grows with the number of fields (measured: ~1,000 docs/s with the slots as fields, several
-    times that with them as one string)."""
+    Only the fields queries use are BSON fields; the slots travel as one orjson value in a BSON binary,
+    because FerretDB's cost per document grows with its fields, on insert and on every read (ADR 0041,
+    ADR 0056: a page's hundred versions read in about half the time with eight fields instead of thirteen),
+    and a binary value needs none of a string's escaping."""
     full = _call_fields(view, version, pos)
     doc = {k: full.pop(k) for k in _QUERY_FIELDS}
-    doc["state"] = orjson.dumps(full).decode()
+    doc["state"] = orjson.dumps(full)  # bytes: stored as a BSON binary
     return doc
 
 
@@ -133,12 +124,8 @@ def _call_fields(view: CallView, version: int, pos: int) -> Document:
         "list_key": list_key(view.batch_id, view.status.value, (pos - 1) // LIST_BUCKET),
         "workspace_id": view.workspace_id,
         "batch_id": view.batch_id,
-        # Derived, for equality queries and sorting:
-        "status": view.status.value,
-        "row_number": row,
+        # Derived, for equality queries:
         "row_key": row_key(view.batch_id, (row - 1) // ROW_BUCKET if row is not None and row > 0 else -1),
-        "phone_number": view.phone_number,
-        "skipped": view.is_skipped,
         # The slots:
         "contact": None
         if c is None

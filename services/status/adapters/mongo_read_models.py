@@ -334,9 +334,11 @@ class MongoReadModels:
         docs: list[Document] = []
         for bucket in range((first_row - 1) // ROW_BUCKET, (last_row - 1) // ROW_BUCKET + 1):
             docs.extend(await self._row_bucket(batch_id, bucket))
-        latest = [d for d in _latest(docs).values() if first_row <= int(d.get("row_number") or 0) <= last_row]
-        latest.sort(key=lambda d: int(d.get("row_number") or 0))
-        return [StoredCall(call_from_doc(d), d["v"], d["pos"]) for d in latest]
+        latest = [StoredCall(call_from_doc(d), d["v"], d["pos"]) for d in _latest(docs).values()]
+        return sorted(
+            (c for c in latest if first_row <= (c.view.row_number or 0) <= last_row),
+            key=lambda c: c.view.row_number or 0,
+        )
 
     async def _list_bucket(self, batch_id: str, status: str, bucket: int) -> list[Document]:
         """The live members of one list bucket, in list order (its vacated positions and its call versions
@@ -386,8 +388,9 @@ class MongoReadModels:
         last_row = max(stored.view.total, stored.view.counts.seen)
         for bucket in range(0, (last_row - 1) // ROW_BUCKET + 1 if last_row else 0):
             docs = await self._row_bucket(stored.view.batch_id, bucket)
-            for doc in sorted(_latest(docs).values(), key=lambda d: int(d.get("row_number") or 0)):
-                yield StoredCall(call_from_doc(doc), doc["v"], doc["pos"])
+            calls = [StoredCall(call_from_doc(d), d["v"], d["pos"]) for d in _latest(docs).values()]
+            for call in sorted(calls, key=lambda c: c.view.row_number or 0):
+                yield call
 
     async def feed_page(self, batch_id: str, page: int) -> list[FeedEntry]:
         entries: dict[int, FeedEntry] = {}
