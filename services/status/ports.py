@@ -94,6 +94,16 @@ class StatusLists:
     def buckets(self, status: str) -> int:
         return len(self.live.get(status, []))
 
+    def live_in(self, status: str, bucket: int) -> int:
+        """How many of the bucket's positions are still occupied."""
+        buckets = self.live.get(status, [])
+        return buckets[bucket] if 0 <= bucket < len(buckets) else 0
+
+    def filled(self, status: str, bucket: int) -> bool:
+        """Whether every position of the bucket has been taken (its members are then fixed, see
+        `adapters/list_pages.py`)."""
+        return self.next_pos.get(status, 0) >= (bucket + 1) * LIST_BUCKET
+
 
 @dataclass(frozen=True, slots=True)
 class StoredBatch:

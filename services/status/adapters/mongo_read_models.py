@@ -34,6 +34,7 @@ from status.adapters.documents import (
     list_key,
     row_key,
 )
+from status.adapters.list_pages import SEAL_MIN_LIVE, SEALED_LISTS, OpenBuckets, page_versions, sealed_page
 from status.domain.calls import row_number_of
 from status.ports import (
     FEED_PAGE,
@@ -50,10 +51,11 @@ BATCHES = "status_batches"
 LEDGER = "status_batch_ledger"
 CALLS = "status_calls"
 VACATED = "status_call_vacated"
+PAGES = "status_list_pages"
 FEED = "status_feed"
 OUTBOX = "status_webhook_outbox"
 META = "status_meta"
-READ_MODELS = (BATCHES, LEDGER, CALLS, VACATED, FEED)
+READ_MODELS = (BATCHES, LEDGER, CALLS, VACATED, PAGES, FEED)
 """The collections a rebuild drops and replays (the webhook outbox and settings are not read models)."""
 
 _DUPLICATE_KEY = 11000
@@ -159,6 +161,8 @@ class MongoReadModels:
         self._ledger = db[LEDGER]
         self._calls = db[CALLS]
         self._vacated = db[VACATED]
+        self._pages = db[PAGES]
+        self._open_buckets = OpenBuckets()
         self._feed = db[FEED]
         self._outbox = db[OUTBOX]
         self._now_ms = now_ms
@@ -300,10 +304,35 @@ class MongoReadModels:
                 )
                 await asyncio.sleep(0)  # a replay's chunk has tens of thousands: the API answers in between
             await insert_new(self._calls, docs)
+            pages = await self._sealed_pages(changes, docs)
+            if pages:
+                await insert_new(self._pages, pages)
         if changes.shown:
             await _replace(self._batches, changes.shown)
             for listener in self._shown_listeners:
                 listener(changes.shown)
+
+    async def _sealed_pages(self, changes: Changes, docs: Sequence[Document]) -> list[Document]:
+        """Sealed pages of the terminal-list buckets these versions filled (written after the versions, so
+        a sealed page never holds less than the versions read one by one would)."""
+        filled = [
+            (write, doc)
+            for write, doc in zip(changes.calls, docs, strict=True)
+            if self._open_buckets.add(write.view.status.value, doc)
+        ]
+        lists = {b.view.batch_id: b.lists for b in changes.batches}
+        pages: list[Document] = []
+        for write, doc in filled:
+            key = doc["list_key"]
+            versions = self._open_buckets.take(key)
+            record = lists.get(write.view.batch_id)
+            status, bucket = write.view.status.value, (write.pos - 1) // LIST_BUCKET
+            if record is None or record.live_in(status, bucket) < SEAL_MIN_LIVE:
+                continue
+            if versions is None:  # begun before a restart, or forgotten: the store has them all
+                versions = [d async for d in self._calls.find({"list_key": key})]
+            pages.append(sealed_page(key, versions))
+        return pages
 
     # --- queries (the API) -----------------------------------------------------------------------------
 
@@ -340,15 +369,25 @@ class MongoReadModels:
             key=lambda c: c.view.row_number or 0,
         )
 
-    async def _list_bucket(self, batch_id: str, status: str, bucket: int) -> list[Document]:
-        """The live members of one list bucket, in list order (its vacated positions and its call versions
-        are read at the same time)."""
-        query = {"list_key": list_key(batch_id, status, bucket)}
+    async def _list_bucket(self, stored: StoredBatch, status: str, bucket: int) -> list[Document]:
+        """The live members of one list bucket, in list order: its vacated positions and, at the same time,
+        its sealed page when a filled terminal bucket may have one, else its call versions. A bucket whose
+        hundred positions are all live has no vacated position to read."""
+        key = list_key(stored.view.batch_id, status, bucket)
+        query = {"list_key": key}
 
         async def read(collection: AsyncCollection[Document]) -> list[Document]:
             return [d async for d in collection.find(query)]
 
-        vacated, docs = await asyncio.gather(read(self._vacated), read(self._calls))
+        async def vacated_positions() -> list[Document]:
+            return [] if stored.lists.live_in(status, bucket) >= LIST_BUCKET else await read(self._vacated)
+
+        docs: list[Document]
+        if status in SEALED_LISTS and stored.lists.filled(status, bucket):
+            vacated, page = await asyncio.gather(vacated_positions(), self._pages.find_one({"_id": key}))
+            docs = page_versions(page) if page is not None else await read(self._calls)
+        else:
+            vacated, docs = await asyncio.gather(vacated_positions(), read(self._calls))
         gone = {pos for d in vacated for pos in d["positions"]}
         return sorted((d for d in docs if d["pos"] not in gone), key=lambda d: d["pos"])
 
@@ -362,14 +401,16 @@ class MongoReadModels:
         FerretDB's per-document work, so two buckets read one after the other took twice as long. A bucket
         that counts a phantom member (ADR 0041) leaves the page short; the next bucket then fills it."""
         bucket, within = stored.lists.locate(status, skip)
-        batch_id = stored.view.batch_id
         live = stored.lists.live.get(status, [])
         spanned: list[int] = []
         needed = within + limit
         while bucket + len(spanned) < len(live) and needed > 0:
             needed -= live[bucket + len(spanned)]
             spanned.append(bucket + len(spanned))
-        members = await asyncio.gather(*(self._list_bucket(batch_id, status, b) for b in spanned))
+        # A bucket whose members all left holds none (its live count is never below its members).
+        members = await asyncio.gather(
+            *(self._list_bucket(stored, status, b) for b in spanned if live[b] > 0 or b == bucket)
+        )
         out: list[StoredCall] = []
         pending = [doc for i, docs in enumerate(members) for doc in (docs[within:] if i == 0 else docs)]
         bucket += len(spanned)
@@ -380,7 +421,7 @@ class MongoReadModels:
                     return out
             if bucket >= stored.lists.buckets(status):
                 return out
-            pending = await self._list_bucket(batch_id, status, bucket)
+            pending = await self._list_bucket(stored, status, bucket) if live[bucket] > 0 else []
             bucket += 1
 
     async def all_calls(self, stored: StoredBatch) -> AsyncIterator[StoredCall]:

@@ -205,7 +205,7 @@ def batch_router() -> APIRouter:
         page: Annotated[int, Query(ge=1, le=10_000_000)] = 1,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
         status: ListStatus = "all",
-    ) -> schemas.CallsBody:
+    ) -> Response:
         stored = await _batch(request, caller, batch_id)
         batch = stored.view
         skip = (page - 1) * limit
@@ -221,11 +221,14 @@ def batch_router() -> APIRouter:
             else:
                 found = await _read_models(request).calls_in_list(stored, status, skip, limit)
                 views = [f.view for f in found]
-        return schemas.CallsBody(
+        body = schemas.CallsBody(
             calls=[schemas.call_item(v) for v in views],
             pagination=schemas.pagination(page, limit, total),
             summary=schemas.summary(batch),
         )
+        # Serialized here: FastAPI would validate the hundred items against the response model again and
+        # encode them in Python (a few milliseconds of a deep page); the model still documents the route.
+        return Response(body.model_dump_json(by_alias=True), media_type="application/json")
 
     @router.get(
         "/{batch_id}/calls/{job_id}",

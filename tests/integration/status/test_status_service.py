@@ -18,8 +18,9 @@ import uvicorn
 
 from shared.events import BatchCancelled, BatchCompleted
 from shared.mongo import database, make_client
-from status.adapters.documents import LAYOUT
-from status.adapters.mongo_read_models import CALLS, META, OUTBOX, MongoReadModels
+from status.adapters.documents import LAYOUT, call_from_doc
+from status.adapters.list_pages import page_versions
+from status.adapters.mongo_read_models import CALLS, META, OUTBOX, PAGES, MongoReadModels
 from status.domain.signing import verify
 from tests.integration.status.conftest import StatusEnv, client, free_port, wait_for
 from tests.unit.status.scenarios import History, history
@@ -268,6 +269,29 @@ async def test_call_pages_cover_every_row_once(projected: dict[str, Any], status
         assert too_many.status_code == 400 and set(too_many.json()) == {"error", "message"}
         bad = await http.get(f"/v1/batch-calls/{h.batch_id}/calls", params={"status": "bogus"})
         assert bad.status_code == 400
+
+
+async def test_a_sealed_list_page_holds_exactly_its_buckets_versions(
+    projected: dict[str, Any], status_env: StatusEnv
+) -> None:
+    """Filled buckets of terminal lists are sealed as they fill, in the projector's memory; whatever order
+    the chunks came in, a sealed page holds the versions its bucket holds, in position order."""
+    h: History = projected["history"]
+    mongo = make_client(status_env.infra, "test-status-pages")
+    db = database(mongo, status_env.infra)
+    try:
+        pages = [p async for p in db[PAGES].find({"_id": {"$regex": f"^{h.batch_id}:"}})]
+        assert pages, "230 contacts fill at least the first bucket of the completed or the failed list"
+        for page in pages:
+            versions = sorted(
+                [d async for d in db[CALLS].find({"list_key": page["_id"]})], key=lambda d: d["pos"]
+            )
+            sealed = page_versions(page)
+            assert [(d["_id"], d["pos"]) for d in sealed] == [(d["_id"], d["pos"]) for d in versions]
+            assert [call_from_doc(d) for d in sealed] == [call_from_doc(d) for d in versions]
+            assert len(sealed) == 100
+    finally:
+        await mongo.close()
 
 
 async def test_one_call_shows_its_attempt_history(projected: dict[str, Any], status_env: StatusEnv) -> None:
