@@ -17,21 +17,14 @@ def instance_name(service: str, settings: ServiceSettings) -> str:
     return settings.instance_id or f"{service}-{socket.gethostname()}-{os.getpid()}"
 
 
-GC_GEN0_THRESHOLD = int(os.environ.get("BC_GC_GEN0", "20000"))
-"""Allocations between young collections (CPython's default is 700). Each collection that finds survivors
-promotes them, and enough promotions trigger a full one, which walks every tracked object: in the status
-process that is its cache of call views, and a page of a hundred calls allocates thousands of objects. Fewer
-young collections mean fewer of those pauses in the middle of a request."""
-
-
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     # What exists now (modules, the app, its routes and models) lives as long as the process: frozen, the
-    # collector never walks it again.
-    if os.environ.get("BC_GC_FREEZE", "1") == "1":
+    # collector never walks it again. And young collections far apart: each one that finds survivors
+    # promotes them, enough promotions trigger a full collection, which walks every tracked object (in the
+    # status process its cache of call views), and a page of a hundred calls allocates thousands (ADR 0056).
+    if settings.infra.gc_freeze:
         gc.freeze()
-    gc.set_threshold(GC_GEN0_THRESHOLD, 10, 10)
-    # uvicorn installs its SIGTERM handler, which runs the app's lifespan shutdown: that is where each
-    # service drains (the dialer finishes active calls, the dispatcher commits its state).
+    gc.set_threshold(settings.infra.gc_gen0_threshold, 10, 10)
     uvicorn.run(
         app,
         host=settings.http_host,

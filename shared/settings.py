@@ -30,6 +30,14 @@ class InfraSettings(BaseSettings):
     otel_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP endpoint, e.g. http://collector:4318"
     )
+    gc_freeze: bool = Field(
+        default=True, description="Freeze what exists when serving starts: collections never walk it again."
+    )
+    gc_gen0_threshold: int = Field(
+        default=20_000,
+        ge=100,
+        description="Allocations between young garbage collections (CPython's default is 700); see ADR 0056.",
+    )
 
 
 class ServiceSettings(BaseSettings):
