@@ -27,7 +27,17 @@ from status.domain.batches import (
     RecentCall,
     Usage,
 )
-from status.domain.calls import Attempt, CallView, ContactRow, Ending, Finish, Retry, Skip, Variables
+from status.domain.calls import (
+    Attempt,
+    CallListing,
+    CallView,
+    ContactRow,
+    Ending,
+    Finish,
+    Retry,
+    Skip,
+    Variables,
+)
 from status.ports import LIST_BUCKET, StatusLists, StoredBatch
 
 ROW_BUCKET = 100
@@ -176,6 +186,40 @@ def _call_fields(view: CallView, version: int, pos: int) -> Document:
         else {"at": f.at, "event_id": f.event_id, "outcome": f.outcome.value, "attempts": f.attempts},
         "cancelled_at": view.cancelled_at,
     }
+
+
+def listing_to_doc(call: CallListing) -> Document:
+    """A call list row as packed into a sealed list page (the variables as `[k, v]` pairs: inside the
+    packed value, nested arrays are fine)."""
+    return {
+        "c": call.contact_id,
+        "s": call.status,
+        "p": call.phone_number,
+        "st": call.start_time,
+        "et": call.end_time,
+        "d": call.duration_seconds,
+        "e": call.error,
+        "m": call.variables,
+        "r": call.row_number,
+        "a": call.attempts,
+        "o": call.outcome,
+    }
+
+
+def listing_from_doc(d: Document) -> CallListing:
+    return CallListing(
+        contact_id=d["c"],
+        status=d["s"],
+        phone_number=d["p"],
+        start_time=d["st"],
+        end_time=d["et"],
+        duration_seconds=d["d"],
+        error=d["e"],
+        variables=tuple((str(k), str(v)) for k, v in d["m"]),
+        row_number=d["r"],
+        attempts=d["a"],
+        outcome=d["o"],
+    )
 
 
 def call_from_doc(stored: Document) -> CallView:

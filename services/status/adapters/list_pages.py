@@ -1,10 +1,11 @@
-"""Sealed list pages: a filled bucket of a terminal status list, its hundred call versions in one document.
+"""Sealed list pages: a filled bucket of a terminal status list, its hundred members in one document.
 
 A bucket's positions are taken in order and a version never changes, so once a bucket's last position is
 written its members are fixed; afterwards only vacancies come, and readers apply those from the
 vacated-position fragments exactly as for a bucket read version by version. FerretDB's cost is per document
-and per field (ADR 0056): the hundred versions of a bucket take ~15 ms to read, the same hundred packed in
-one value ~5-7 ms, so a deep `?status=failed` page reads sealed buckets.
+and per field (ADR 0056): the hundred versions of a bucket take ~15 ms to read, one document ~2-5 ms. A
+member is what the list shows of its call (`CallListing`), so a deep `?status=failed` page rebuilds no call
+document either.
 
 Only terminal lists are sealed: members of `waiting` and `active` move on within seconds, and a bucket most
 of whose members already left when it filled (a `failed` list holds failures that are retried) is not
@@ -19,6 +20,8 @@ from collections.abc import Iterable
 import orjson
 
 from shared.mongo import Document
+from status.adapters.documents import listing_to_doc
+from status.domain.calls import CallView
 from status.ports import LIST_BUCKET
 
 SEALED_LISTS = frozenset({"completed", "failed", "cancelled"})
@@ -29,49 +32,47 @@ OPEN_BUCKETS = 64
 read back from the store when it fills). A few per batch being projected: bounded memory, ~100 kB each."""
 
 
+def page_member(version_id: str, pos: int, view: CallView) -> Document:
+    """One member of a sealed page: which version holds the position, and what the list shows of it."""
+    return {"_id": version_id, "pos": pos, "l": listing_to_doc(view.listing())}
+
+
 class OpenBuckets:
-    """The versions written into the not yet filled buckets of terminal lists, in this process."""
+    """The members written into the not yet filled buckets of terminal lists, in this process."""
 
     def __init__(self, capacity: int = OPEN_BUCKETS) -> None:
         self._capacity = capacity
         self._members: OrderedDict[str, dict[int, Document]] = OrderedDict()
 
-    def add(self, status: str, doc: Document) -> bool:
-        """Remembers a version just written; whether it took the last position of its bucket."""
+    def add(self, status: str, key: str, member: Document) -> bool:
+        """Remembers the member a version just written adds to bucket `key` of its list; whether it took
+        the bucket's last position."""
         if status not in SEALED_LISTS:
             return False
-        key = doc["list_key"]
         members = self._members.get(key)
         if members is None:
             members = self._members[key] = {}
             while len(self._members) > self._capacity:
                 self._members.popitem(last=False)
-        pos = int(doc["pos"])
-        members[pos] = doc
+        pos = int(member["pos"])
+        members[pos] = member
         return pos % LIST_BUCKET == 0
 
     def take(self, key: str) -> list[Document] | None:
-        """The filled bucket's versions, if this process saw all of them written; forgets the bucket."""
+        """The filled bucket's members, if this process saw all of them written; forgets the bucket."""
         members = self._members.pop(key, None)
         if members is None or len(members) != LIST_BUCKET:
             return None
         return list(members.values())
 
 
-def sealed_page(key: str, versions: Iterable[Document]) -> Document:
-    """The stored form of a sealed bucket: its versions as stored, in position order, packed (their packed
-    slots embedded as they are, not parsed and dumped again)."""
-    members = [
-        {**{k: v for k, v in d.items() if k != "state"}, "state": orjson.Fragment(d["state"])}
-        for d in sorted(versions, key=lambda d: int(d["pos"]))
-    ]
-    return {"_id": key, "n": len(members), "b": orjson.dumps(members)}
+def sealed_page(key: str, members: Iterable[Document]) -> Document:
+    """The stored form of a sealed bucket: its members in position order, packed."""
+    ordered = sorted(members, key=lambda m: int(m["pos"]))
+    return {"_id": key, "n": len(ordered), "b": orjson.dumps(ordered)}
 
 
-def page_versions(page: Document) -> list[Document]:
-    """The versions of a sealed bucket, each with its slots already unpacked (which `call_from_doc` reads
-    like a stored version)."""
-    versions: list[Document] = orjson.loads(page["b"])
-    for version in versions:
-        version.update(version.pop("state"))
-    return versions
+def page_members(page: Document) -> list[Document]:
+    """The members of a sealed bucket (`_id` of the version, `pos`, and the listing `l`)."""
+    members: list[Document] = orjson.loads(page["b"])
+    return members

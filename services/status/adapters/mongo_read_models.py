@@ -32,10 +32,18 @@ from status.adapters.documents import (
     call_from_doc,
     call_to_doc,
     list_key,
+    listing_from_doc,
     row_key,
 )
-from status.adapters.list_pages import SEAL_MIN_LIVE, SEALED_LISTS, OpenBuckets, page_versions, sealed_page
-from status.domain.calls import row_number_of
+from status.adapters.list_pages import (
+    SEAL_MIN_LIVE,
+    SEALED_LISTS,
+    OpenBuckets,
+    page_member,
+    page_members,
+    sealed_page,
+)
+from status.domain.calls import CallListing, row_number_of
 from status.ports import (
     FEED_PAGE,
     LIST_BUCKET,
@@ -316,22 +324,26 @@ class MongoReadModels:
         """Sealed pages of the terminal-list buckets these versions filled (written after the versions, so
         a sealed page never holds less than the versions read one by one would)."""
         filled = [
-            (write, doc)
+            (write, doc["list_key"])
             for write, doc in zip(changes.calls, docs, strict=True)
-            if self._open_buckets.add(write.view.status.value, doc)
+            if self._open_buckets.add(
+                write.view.status.value, doc["list_key"], page_member(doc["_id"], write.pos, write.view)
+            )
         ]
         lists = {b.view.batch_id: b.lists for b in changes.batches}
         pages: list[Document] = []
-        for write, doc in filled:
-            key = doc["list_key"]
-            versions = self._open_buckets.take(key)
+        for write, key in filled:
+            members = self._open_buckets.take(key)
             record = lists.get(write.view.batch_id)
             status, bucket = write.view.status.value, (write.pos - 1) // LIST_BUCKET
             if record is None or record.live_in(status, bucket) < SEAL_MIN_LIVE:
                 continue
-            if versions is None:  # begun before a restart, or forgotten: the store has them all
-                versions = [d async for d in self._calls.find({"list_key": key})]
-            pages.append(sealed_page(key, versions))
+            if members is None:  # begun before a restart, or forgotten: the store has them all
+                members = [
+                    page_member(d["_id"], d["pos"], call_from_doc(d))
+                    async for d in self._calls.find({"list_key": key})
+                ]
+            pages.append(sealed_page(key, members))
         return pages
 
     # --- queries (the API) -----------------------------------------------------------------------------
@@ -371,8 +383,8 @@ class MongoReadModels:
 
     async def _list_bucket(self, stored: StoredBatch, status: str, bucket: int) -> list[Document]:
         """The live members of one list bucket, in list order: its vacated positions and, at the same time,
-        its sealed page when a filled terminal bucket may have one, else its call versions. A bucket whose
-        hundred positions are all live has no vacated position to read."""
+        its sealed page's members when a filled terminal bucket may have one, else its call versions. A
+        bucket whose hundred positions are all live has no vacated position to read."""
         key = list_key(stored.view.batch_id, status, bucket)
         query = {"list_key": key}
 
@@ -385,7 +397,7 @@ class MongoReadModels:
         docs: list[Document]
         if status in SEALED_LISTS and stored.lists.filled(status, bucket):
             vacated, page = await asyncio.gather(vacated_positions(), self._pages.find_one({"_id": key}))
-            docs = page_versions(page) if page is not None else await read(self._calls)
+            docs = page_members(page) if page is not None else await read(self._calls)
         else:
             vacated, docs = await asyncio.gather(vacated_positions(), read(self._calls))
         gone = {pos for d in vacated for pos in d["positions"]}
@@ -393,7 +405,7 @@ class MongoReadModels:
 
     async def calls_in_list(
         self, stored: StoredBatch, status: str, skip: int, limit: int
-    ) -> list[StoredCall]:
+    ) -> list[CallListing]:
         """A page of the batch's calls with `status`, in the order they reached it: the live members of the
         list buckets from the one holding the `skip`-th member on.
 
@@ -411,12 +423,13 @@ class MongoReadModels:
         members = await asyncio.gather(
             *(self._list_bucket(stored, status, b) for b in spanned if live[b] > 0 or b == bucket)
         )
-        out: list[StoredCall] = []
+        out: list[CallListing] = []
         pending = [doc for i, docs in enumerate(members) for doc in (docs[within:] if i == 0 else docs)]
         bucket += len(spanned)
         while True:
             for doc in pending:
-                out.append(StoredCall(call_from_doc(doc), doc["v"], doc["pos"]))
+                # A sealed page's member carries its listing; a version is rebuilt first.
+                out.append(listing_from_doc(doc["l"]) if "l" in doc else call_from_doc(doc).listing())
                 if len(out) == limit:
                     return out
             if bucket >= stored.lists.buckets(status):

@@ -291,6 +291,40 @@ class CallView:
     def billable_attempts(self) -> tuple[Attempt, ...]:
         return tuple(a for a in self.attempts if a.ending is not None and a.ending.billable)
 
+    def listing(self) -> CallListing:
+        """The call as a row of a call list."""
+        return CallListing(
+            contact_id=self.contact_id,
+            status=self.status.value,
+            phone_number=self.phone_number,
+            start_time=self.start_time,
+            end_time=self.end_time,
+            duration_seconds=self.duration_seconds,
+            error=self.error,
+            variables=self.variables,
+            row_number=self.row_number,
+            attempts=len(self.attempts),
+            outcome=self.outcome,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CallListing:
+    """What a call list shows of one call: derived from its document, and kept with a sealed list page so a
+    deep page needs no document rebuilt (ADR 0056)."""
+
+    contact_id: str
+    status: str
+    phone_number: str | None
+    start_time: int | None
+    end_time: int | None
+    duration_seconds: float | None
+    error: str | None
+    variables: Variables
+    row_number: int | None
+    attempts: int
+    outcome: str | None
+
 
 def row_number_of(contact_id: str) -> int | None:
     """The row number encoded in a deterministic contact id (`<batch>_r<row>`)."""

@@ -22,7 +22,7 @@ from shared.api_auth import CurrentCaller
 from shared.http import ApiError
 from status.adapters.mongo_read_models import MongoReadModels
 from status.domain.batches import BatchView
-from status.domain.calls import CallView
+from status.domain.calls import CallListing, CallView
 from status.entrypoints import schemas
 from status.entrypoints.export import csv_lines
 from status.entrypoints.live import stream
@@ -209,20 +209,19 @@ def batch_router() -> APIRouter:
         stored = await _batch(request, caller, batch_id)
         batch = stored.view
         skip = (page - 1) * limit
-        views: list[CallView]
+        listed: list[CallListing]
         if status == "all":
             total = batch.counts.seen
             rows = await _read_models(request).calls_by_rows(batch_id, skip + 1, skip + limit)
-            views = [r.view for r in rows]
+            listed = [r.view.listing() for r in rows]
         else:
             total = getattr(batch.counts, status)
             if skip >= total:
-                views = []
+                listed = []
             else:
-                found = await _read_models(request).calls_in_list(stored, status, skip, limit)
-                views = [f.view for f in found]
+                listed = await _read_models(request).calls_in_list(stored, status, skip, limit)
         body = schemas.CallsBody(
-            calls=[schemas.call_item(v) for v in views],
+            calls=[schemas.call_item(c) for c in listed],
             pagination=schemas.pagination(page, limit, total),
             summary=schemas.summary(batch),
         )

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.outcomes import ERROR_TEXT, PublicCallStatus
 from status.domain.batches import BatchView
-from status.domain.calls import CallView
+from status.domain.calls import CallListing, CallView
 
 BatchStatusName = Literal["queued", "processing", "paused", "completed", "cancelled", "failed"]
 CallStatusName = Literal["waiting", "active", "completed", "failed", "cancelled"]
@@ -320,24 +320,24 @@ def flat_status(batch: BatchView, now_ms: int) -> FlatStatusBody:
     )
 
 
-def call_item(view: CallView) -> CallItem:
+def call_item(call: CallListing) -> CallItem:
     return CallItem(
-        jobId=view.contact_id,
-        status=view.status.value,
-        phone_number=view.phone_number,
-        startTime=view.start_time,
-        endTime=view.end_time,
-        duration=view.duration_seconds,
-        error=view.error,
-        metadata=dict(view.variables),
-        rowNumber=view.row_number,
-        attempts=len(view.attempts),
-        outcome=view.outcome,
+        jobId=call.contact_id,
+        status=call.status,
+        phone_number=call.phone_number,
+        startTime=call.start_time,
+        endTime=call.end_time,
+        duration=call.duration_seconds,
+        error=call.error,
+        metadata=dict(call.variables),
+        rowNumber=call.row_number,
+        attempts=call.attempts,
+        outcome=call.outcome,
     )
 
 
 def call_detail(view: CallView) -> CallDetailBody:
-    item = call_item(view)
+    item = call_item(view.listing())
     history: list[AttemptItem] = []
     for a in view.attempts:
         e = a.ending

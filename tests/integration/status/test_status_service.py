@@ -18,8 +18,8 @@ import uvicorn
 
 from shared.events import BatchCancelled, BatchCompleted
 from shared.mongo import database, make_client
-from status.adapters.documents import LAYOUT, call_from_doc
-from status.adapters.list_pages import page_versions
+from status.adapters.documents import LAYOUT, call_from_doc, listing_from_doc
+from status.adapters.list_pages import page_members
 from status.adapters.mongo_read_models import CALLS, META, OUTBOX, PAGES, MongoReadModels
 from status.domain.signing import verify
 from tests.integration.status.conftest import StatusEnv, client, free_port, wait_for
@@ -274,8 +274,8 @@ async def test_call_pages_cover_every_row_once(projected: dict[str, Any], status
 async def test_a_sealed_list_page_holds_exactly_its_buckets_versions(
     projected: dict[str, Any], status_env: StatusEnv
 ) -> None:
-    """Filled buckets of terminal lists are sealed as they fill, in the projector's memory; whatever order
-    the chunks came in, a sealed page holds the versions its bucket holds, in position order."""
+    """Filled buckets of terminal lists are sealed as they fill, from the projector's memory; whatever order
+    the chunks came in, a sealed page lists the versions its bucket holds, in position order."""
     h: History = projected["history"]
     mongo = make_client(status_env.infra, "test-status-pages")
     db = database(mongo, status_env.infra)
@@ -286,9 +286,11 @@ async def test_a_sealed_list_page_holds_exactly_its_buckets_versions(
             versions = sorted(
                 [d async for d in db[CALLS].find({"list_key": page["_id"]})], key=lambda d: d["pos"]
             )
-            sealed = page_versions(page)
-            assert [(d["_id"], d["pos"]) for d in sealed] == [(d["_id"], d["pos"]) for d in versions]
-            assert [call_from_doc(d) for d in sealed] == [call_from_doc(d) for d in versions]
+            sealed = page_members(page)
+            assert [(m["_id"], m["pos"]) for m in sealed] == [(d["_id"], d["pos"]) for d in versions]
+            assert [listing_from_doc(m["l"]) for m in sealed] == [
+                call_from_doc(d).listing() for d in versions
+            ]
             assert len(sealed) == 100
     finally:
         await mongo.close()

@@ -1,25 +1,23 @@
-"""Sealed list pages: which buckets are remembered and sealed, and the packed form read back as stored."""
+"""Sealed list pages: which buckets are remembered and sealed, and their members read back as written."""
 
 from __future__ import annotations
 
 import random
 
-import orjson
-
-from status.adapters.documents import call_from_doc, call_to_doc
-from status.adapters.list_pages import OpenBuckets, page_versions, sealed_page
+from status.adapters.documents import listing_from_doc
+from status.adapters.list_pages import OpenBuckets, page_member, page_members, sealed_page
 from status.ports import LIST_BUCKET, StatusLists
 from tests.unit.status.fakes import MemoryReadModels, StaticRoutes
 from tests.unit.status.scenarios import chunks, history
 
 
-def _version(key: str, pos: int) -> dict[str, object]:
-    return {"_id": f"c{pos}~1", "list_key": key, "pos": pos, "state": orjson.dumps({"n": pos})}
+def _member(pos: int) -> dict[str, object]:
+    return {"_id": f"c{pos}~1", "pos": pos, "l": {}}
 
 
 def test_the_version_taking_a_buckets_last_position_fills_it() -> None:
     open_buckets = OpenBuckets()
-    filled = [open_buckets.add("failed", _version("b:failed:0", pos)) for pos in range(1, LIST_BUCKET + 1)]
+    filled = [open_buckets.add("failed", "b:failed:0", _member(pos)) for pos in range(1, LIST_BUCKET + 1)]
     assert filled == [False] * (LIST_BUCKET - 1) + [True]
     taken = open_buckets.take("b:failed:0")
     assert taken is not None and sorted(int(d["pos"]) for d in taken) == list(range(1, LIST_BUCKET + 1))
@@ -28,19 +26,19 @@ def test_the_version_taking_a_buckets_last_position_fills_it() -> None:
 
 def test_lists_whose_members_move_on_are_not_remembered() -> None:
     open_buckets = OpenBuckets()
-    assert not any(open_buckets.add("waiting", _version("b:waiting:0", p)) for p in range(1, LIST_BUCKET))
+    assert not any(open_buckets.add("waiting", "b:waiting:0", _member(p)) for p in range(1, LIST_BUCKET))
     assert open_buckets.take("b:waiting:0") is None
 
 
 def test_a_bucket_forgotten_or_begun_elsewhere_is_not_taken_from_memory() -> None:
     open_buckets = OpenBuckets(capacity=2)
     for pos in range(2, LIST_BUCKET + 1):  # position 1 was written before a restart
-        open_buckets.add("completed", _version("b:completed:0", pos))
+        open_buckets.add("completed", "b:completed:0", _member(pos))
     assert open_buckets.take("b:completed:0") is None
     for key in ("b:completed:1", "b:failed:0", "b:cancelled:0"):
         start = LIST_BUCKET + 1 if key.endswith(":1") else 1
         for pos in range(start, start + LIST_BUCKET):
-            open_buckets.add(key.split(":")[1], _version(key, pos))
+            open_buckets.add(key.split(":")[1], key, _member(pos))
     assert open_buckets.take("b:completed:1") is None  # evicted by the two buckets begun after it
     assert open_buckets.take("b:cancelled:0") is not None
 
@@ -56,16 +54,19 @@ def test_filled_and_live_counts_follow_the_positions() -> None:
     assert lists.live_in("failed", 0) == LIST_BUCKET - 1 and lists.live_in("failed", 7) == 0
 
 
-async def test_a_sealed_page_reads_back_as_the_versions_it_packed() -> None:
+async def test_a_sealed_page_reads_back_as_the_listings_of_its_members() -> None:
     from status.handlers import Projector
 
     store = MemoryReadModels()
     projector = Projector(store, StaticRoutes(), now_ms=lambda: 0)
-    for chunk in chunks(history(7, rows=40, cancel=True).records(), random.Random(7)):
+    for chunk in chunks(history(7, rows=40).records(), random.Random(7)):
         await projector.project(chunk)
-    docs = [call_to_doc(c.view, c.version, c.pos) for c in store.calls.values()]
-    random.Random(3).shuffle(docs)
-    read = page_versions(sealed_page("k", docs))
-    assert [d["pos"] for d in read] == sorted(d["pos"] for d in docs)
-    by_id = {d["_id"]: d for d in docs}
-    assert [call_from_doc(d) for d in read] == [call_from_doc(by_id[d["_id"]]) for d in read]
+    # One list's members: positions are per status list.
+    calls = [c for c in store.calls.values() if c.view.status.value == "failed"]
+    assert len(calls) > 3
+    members = [page_member(f"{c.view.contact_id}~{c.version}", c.pos, c.view) for c in calls]
+    random.Random(3).shuffle(members)
+    read = page_members(sealed_page("k", members))
+    assert [m["pos"] for m in read] == sorted(c.pos for c in calls)
+    by_id = {f"{c.view.contact_id}~{c.version}": c for c in calls}
+    assert [listing_from_doc(m["l"]) for m in read] == [by_id[m["_id"]].view.listing() for m in read]
