@@ -102,6 +102,7 @@ def build_runtime(settings: Settings) -> Runtime:
         clock=utc_now,
         rows_per_block=settings.rows_per_block,
         blocks_ahead=settings.blocks_ahead,
+        blocks_unacknowledged=settings.blocks_unacknowledged,
     )
     runner = IngestionRunner(
         deps,

@@ -26,6 +26,11 @@ class Settings(ServiceSettings):
     )
     rows_per_block: int = Field(default=2_000, ge=1)
     blocks_ahead: int = Field(default=3, ge=1, description="Blocks in the validation workers at once.")
+    blocks_unacknowledged: int = Field(
+        default=4,
+        ge=1,
+        description="Blocks sent to Kafka and not yet acknowledged; a crash re-sends at most this many.",
+    )
     concurrent_ingestions: int = Field(default=2, ge=1)
     resume_stale_seconds: float = Field(
         default=30.0, ge=0, description="An unfinished batch whose cursor has not moved this long is resumed."

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -65,13 +65,16 @@ class PreparedRows:
 
 
 class EventSink(Protocol):
-    """Publishes contract messages and bulk contact events; returns once Kafka acknowledged them all."""
+    """Publishes contract messages (returning once Kafka acknowledged them) and bulk contact events."""
 
     async def publish(self, messages: Sequence[Message]) -> None: ...
 
-    async def publish_contacts(
+    async def send_contacts(
         self, batch: BatchRecord, rows: Sequence[JudgedRow], now: datetime
-    ) -> None: ...
+    ) -> Awaitable[None]:
+        """Hands the rows' contact events to the producer, after every earlier call's, and returns their
+        acknowledgement: awaiting it returns once Kafka acknowledged them all, or raises."""
+        ...
 
 
 class RowPreparer(Protocol):

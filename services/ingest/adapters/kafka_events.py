@@ -9,7 +9,7 @@ exactly as the shared publisher does; `enable_idempotence` keeps `acks=all`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -87,18 +87,22 @@ class KafkaEventSink:
         if pending:
             await asyncio.gather(*pending)
 
-    async def publish_contacts(self, batch: BatchRecord, rows: Sequence[JudgedRow], now: datetime) -> None:
+    async def send_contacts(
+        self, batch: BatchRecord, rows: Sequence[JudgedRow], now: datetime
+    ) -> Awaitable[None]:
         bodies = encode_contacts(batch.workspace_id, batch.batch_id, rows, now)
-        await self.publish_encoded(Topic.CONTACTS, batch.workspace_id.encode(), bodies)
+        return await self.send_encoded(Topic.CONTACTS, batch.workspace_id.encode(), bodies)
 
-    async def publish_encoded(self, topic: Topic, key: bytes, bodies: Sequence[bytes]) -> None:
-        """Send pre-encoded bodies under one key; returns once all are acknowledged.
+    async def send_encoded(self, topic: Topic, key: bytes, bodies: Sequence[bytes]) -> Awaitable[None]:
+        """Hand pre-encoded bodies under one key to the producer; returns their acknowledgement.
 
         Uses aiokafka's batch API (about 2 µs a message instead of 18 µs through `send`). The partition is
         the one `send` would pick for `key` (the default murmur2 partitioner, as Kafka's Java client), so
         these land beside every other message of the workspace."""
         if not bodies:
-            return
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
         producer = self._producer
         name = self.topic_name(topic)
         partitions = sorted(await producer.partitions_for(name))
@@ -115,4 +119,5 @@ class KafkaEventSink:
                     raise ValueError(f"a {len(body)}-byte message does not fit in a Kafka batch")
         batch.close()
         pending.append(await producer.send_batch(batch, name, partition=partition))
-        await asyncio.gather(*pending)
+        acknowledged: asyncio.Future[Any] = asyncio.gather(*pending)
+        return acknowledged

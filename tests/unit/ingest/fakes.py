@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,13 +24,20 @@ class FakeSink:
     async def publish(self, messages: Sequence[Message]) -> None:
         self.messages.extend(decode(m.model_dump_json()) for m in messages)
 
-    async def publish_contacts(self, batch: BatchRecord, rows: Sequence[JudgedRow], now: datetime) -> None:
+    async def send_contacts(
+        self, batch: BatchRecord, rows: Sequence[JudgedRow], now: datetime
+    ) -> Awaitable[None]:
+        """Sent in call order; a failure is the acknowledgement's (as a broker that went away would)."""
+        acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._fail_after is not None and self._contact_calls >= self._fail_after:
-            raise ConnectionError("broker went away")
+            acknowledged.set_exception(ConnectionError("broker went away"))
+            return acknowledged
         self._contact_calls += 1
         self.messages.extend(
             decode(b) for b in encode_contacts(batch.workspace_id, batch.batch_id, rows, now)
         )
+        acknowledged.set_result(None)
+        return acknowledged
 
 
 class MemoryUploads:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -21,6 +22,7 @@ from ingest.handlers import (
     resume_batch,
     validate_upload,
 )
+from ingest.ports import JudgedRow
 from shared.events import (
     BatchAccepted,
     BatchIngested,
@@ -140,6 +142,54 @@ async def test_a_crash_resumes_after_the_last_acknowledged_block_without_losing_
         if isinstance(m, ContactAccepted | ContactSkipped)
     }
     assert every_row == set(range(1, 8))  # nothing lost
+
+
+class HeldSink(FakeSink):
+    """Contact blocks are sent at once and acknowledged only when the test says so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[asyncio.Future[None]] = []
+
+    async def send_contacts(
+        self, batch: BatchRecord, rows: Sequence[JudgedRow], now: datetime
+    ) -> Awaitable[None]:
+        await super().send_contacts(batch, rows, now)
+        self.held.append(asyncio.get_running_loop().create_future())
+        return self.held[-1]
+
+
+async def test_blocks_are_sent_ahead_of_their_acknowledgements_and_the_cursor_follows_only_those() -> None:
+    sink = HeldSink()
+    deps = make_deps(sink, rows_per_block=1)
+    deps.blocks_unacknowledged = 2
+    batch = await store(deps)
+    publishing = asyncio.create_task(publish_batch(deps, batch))
+
+    async def rows_done() -> int:
+        cursor = await deps.cursors.load("batch_1")
+        return cursor.rows_done if cursor is not None else 0
+
+    async def settled(sent: int) -> None:
+        """Until `sent` blocks went out, and a moment more (the reader runs in a thread)."""
+        async with asyncio.timeout(10):
+            while len(sink.held) < sent:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+
+    await settled(3)
+    assert len(sink.held) == 3  # two unacknowledged, and the third sent while the first is awaited
+    assert await rows_done() == 0
+    sink.held[1].set_result(None)  # a later block's acknowledgement first: the cursor waits for the first
+    await asyncio.sleep(0.2)
+    assert await rows_done() == 0 and len(sink.held) == 3
+    sink.held[0].set_result(None)
+    await settled(5)
+    assert await rows_done() == 2 and len(sink.held) == 5
+    sink.held[2].set_exception(ConnectionError("broker went away"))
+    with pytest.raises(ConnectionError):
+        await asyncio.wait_for(publishing, 10)  # not waiting for the two blocks still in flight
+    assert await rows_done() == 2  # nothing unacknowledged is recorded
 
 
 async def test_an_ingested_batch_is_not_published_again() -> None:
