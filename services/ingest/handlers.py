@@ -116,8 +116,8 @@ async def publish_batch(
 
     The cursor records the last acknowledged row after each block; a resumed run re-judges the earlier rows
     (so duplicates are still found) but publishes only the rows after the cursor. Contact ids are
-    deterministic, so a block re-sent after a crash between its acknowledgement and the cursor write is
-    the same contacts again, which consumers ignore.
+    deterministic, so the blocks re-sent after a crash (those not yet acknowledged, or acknowledged but
+    not yet recorded) are the same contacts again, which consumers ignore.
 
     `upload` is the upload's bytes when the caller still has them (just accepted); else they are read back
     from the upload store."""
