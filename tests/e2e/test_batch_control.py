@@ -19,6 +19,10 @@ from tests.e2e.stack_client import FAST_RETRIES, OPEN_WINDOW, TERMINAL_CALL_STAT
 
 pytestmark = pytest.mark.e2e
 
+FINISHED = ("completed", "failed")
+"""How a batch of ordinary numbers ends: the simulated provider draws each call's outcome, so every contact
+of a small batch can fail after its retries, and a batch with no completed call is shown as failed."""
+
 
 def numbers(count: int, start: int = 1000) -> list[str]:
     """Distinct valid Washington DC numbers (America/New_York) that are not test numbers."""
@@ -113,7 +117,7 @@ def test_pause_holds_new_calls_and_resume_finishes_the_batch(slow_api: Api) -> N
     resumed = api.http.post(f"/v1/batch-calls/{batch_id}/resume")
     assert resumed.status_code == 200, resumed.text
     final = api.wait(batch_id)
-    assert final["status"] == "completed"
+    assert final["isComplete"] is True and final["status"] in FINISHED, final["status"]
     calls = api.calls(batch_id, expect=total)
     assert len(calls) == total
     assert all(c["status"] in ("completed", "failed") for c in calls), [c["status"] for c in calls]
@@ -139,7 +143,7 @@ def test_a_batch_scheduled_later_waits_and_a_near_one_starts_on_time(api: Api, a
         smartCallbackConfig=FAST_RETRIES,
     )
     final = api.wait(soon)
-    assert final["status"] == "completed"
+    assert final["isComplete"] is True and final["status"] in FINISHED, final["status"]
     starts = [c["startTime"] for c in api.calls(soon, expect=3) if c.get("startTime")]
     assert len(starts) == 3
     assert min(starts) >= int(soon_at.timestamp() * 1000), (starts, soon_at)
@@ -166,7 +170,8 @@ def test_contacts_outside_their_calling_window_stay_waiting(api: Api, agent_id: 
         callingWindow=OPEN_WINDOW,
         smartCallbackConfig=FAST_RETRIES,
     )
-    assert api.wait(other)["status"] == "completed"
+    finished = api.wait(other)
+    assert finished["isComplete"] is True and finished["status"] in FINISHED, finished["status"]
 
     held = api.batch(batch_id)
     assert held["isComplete"] is False and held["status"] in ("queued", "processing")
