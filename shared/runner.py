@@ -18,6 +18,9 @@ def instance_name(service: str, settings: ServiceSettings) -> str:
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    # uvicorn installs its SIGTERM handler, which runs the app's lifespan shutdown: that is where each
+    # service drains (the dialer finishes active calls, the dispatcher commits its state).
+    #
     # What exists now (modules, the app, its routes and models) lives as long as the process: frozen, the
     # collector never walks it again. And young collections far apart: each one that finds survivors
     # promotes them, enough promotions trigger a full collection, which walks every tracked object (in the

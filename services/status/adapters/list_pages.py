@@ -44,18 +44,17 @@ class OpenBuckets:
         self._capacity = capacity
         self._members: OrderedDict[str, dict[int, Document]] = OrderedDict()
 
-    def add(self, status: str, key: str, member: Document) -> bool:
-        """Remembers the member a version just written adds to bucket `key` of its list; whether it took
-        the bucket's last position."""
-        if status not in SEALED_LISTS:
+    def add(self, key: str, version_id: str, pos: int, view: CallView) -> bool:
+        """Remembers the member a version just written adds to bucket `key` of its list (only in a
+        terminal list: its listing is built only then); whether it took the bucket's last position."""
+        if view.status.value not in SEALED_LISTS:
             return False
         members = self._members.get(key)
         if members is None:
             members = self._members[key] = {}
             while len(self._members) > self._capacity:
                 self._members.popitem(last=False)
-        pos = int(member["pos"])
-        members[pos] = member
+        members[pos] = page_member(version_id, pos, view)
         return pos % LIST_BUCKET == 0
 
     def take(self, key: str) -> list[Document] | None:

@@ -326,9 +326,7 @@ class MongoReadModels:
         filled = [
             (write, doc["list_key"])
             for write, doc in zip(changes.calls, docs, strict=True)
-            if self._open_buckets.add(
-                write.view.status.value, doc["list_key"], page_member(doc["_id"], write.pos, write.view)
-            )
+            if self._open_buckets.add(doc["list_key"], doc["_id"], write.pos, write.view)
         ]
         lists = {b.view.batch_id: b.lists for b in changes.batches}
         pages: list[Document] = []

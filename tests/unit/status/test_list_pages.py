@@ -4,20 +4,32 @@ from __future__ import annotations
 
 import random
 
+from shared.outcomes import Outcome
 from status.adapters.documents import listing_from_doc
 from status.adapters.list_pages import OpenBuckets, page_member, page_members, sealed_page
+from status.domain.calls import CallView, Finish
 from status.ports import LIST_BUCKET, StatusLists
 from tests.unit.status.fakes import MemoryReadModels, StaticRoutes
 from tests.unit.status.scenarios import chunks, history
 
+_VIEWS = {
+    "waiting": CallView("b_r1", "ws", "b"),
+    "completed": CallView("b_r1", "ws", "b", finish=Finish(1, "e1", Outcome.COMPLETED, 1)),
+    "failed": CallView("b_r1", "ws", "b", finish=Finish(1, "e1", Outcome.BUSY, 3)),
+    "cancelled": CallView("b_r1", "ws", "b", cancelled_at=1),
+}
 
-def _member(pos: int) -> dict[str, object]:
-    return {"_id": f"c{pos}~1", "pos": pos, "l": {}}
+
+def _add(open_buckets: OpenBuckets, key: str, pos: int) -> bool:
+    """A version of a call in the status the key names, at `pos`."""
+    view = _VIEWS[key.split(":")[1]]
+    assert view.status.value == key.split(":")[1]
+    return open_buckets.add(key, f"c{pos}~1", pos, view)
 
 
 def test_the_version_taking_a_buckets_last_position_fills_it() -> None:
     open_buckets = OpenBuckets()
-    filled = [open_buckets.add("failed", "b:failed:0", _member(pos)) for pos in range(1, LIST_BUCKET + 1)]
+    filled = [_add(open_buckets, "b:failed:0", pos) for pos in range(1, LIST_BUCKET + 1)]
     assert filled == [False] * (LIST_BUCKET - 1) + [True]
     taken = open_buckets.take("b:failed:0")
     assert taken is not None and sorted(int(d["pos"]) for d in taken) == list(range(1, LIST_BUCKET + 1))
@@ -26,19 +38,19 @@ def test_the_version_taking_a_buckets_last_position_fills_it() -> None:
 
 def test_lists_whose_members_move_on_are_not_remembered() -> None:
     open_buckets = OpenBuckets()
-    assert not any(open_buckets.add("waiting", "b:waiting:0", _member(p)) for p in range(1, LIST_BUCKET))
+    assert not any(_add(open_buckets, "b:waiting:0", p) for p in range(1, LIST_BUCKET))
     assert open_buckets.take("b:waiting:0") is None
 
 
 def test_a_bucket_forgotten_or_begun_elsewhere_is_not_taken_from_memory() -> None:
     open_buckets = OpenBuckets(capacity=2)
     for pos in range(2, LIST_BUCKET + 1):  # position 1 was written before a restart
-        open_buckets.add("completed", "b:completed:0", _member(pos))
+        _add(open_buckets, "b:completed:0", pos)
     assert open_buckets.take("b:completed:0") is None
     for key in ("b:completed:1", "b:failed:0", "b:cancelled:0"):
         start = LIST_BUCKET + 1 if key.endswith(":1") else 1
         for pos in range(start, start + LIST_BUCKET):
-            open_buckets.add(key.split(":")[1], key, _member(pos))
+            _add(open_buckets, key, pos)
     assert open_buckets.take("b:completed:1") is None  # evicted by the two buckets begun after it
     assert open_buckets.take("b:cancelled:0") is not None
 
