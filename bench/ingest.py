@@ -409,15 +409,19 @@ async def settle(infra: InfraSettings, within: float = 900) -> float:
     monitors = [ConsumerLagMonitor(infra, group, topics) for group, topics in STACK_GROUPS.items()]
     started = time.monotonic()
     quiet = 0
-    while quiet < 3:
-        if time.monotonic() - started > within:
-            raise SystemExit(f"the stack's consumers did not catch up within {within:.0f} s")
-        await asyncio.sleep(1)
-        try:
-            lag = sum([sum((await m.measure_once()).values()) for m in monitors])
-        except Exception:  # a probe during a rebalance; the next one counts
-            lag = -1
-        quiet = quiet + 1 if lag == 0 else 0
+    try:
+        while quiet < 3:
+            if time.monotonic() - started > within:
+                raise SystemExit(f"the stack's consumers did not catch up within {within:.0f} s")
+            await asyncio.sleep(1)
+            try:
+                lag = sum([sum((await m.measure_once()).values()) for m in monitors])
+            except Exception:  # a probe during a rebalance; the next one counts
+                lag = -1
+            quiet = quiet + 1 if lag == 0 else 0
+    finally:
+        for monitor in monitors:
+            await monitor.close()
     return round(time.monotonic() - started, 1)
 
 

@@ -1,6 +1,6 @@
 """End-to-end throughput: `make bench-pipeline` → bench/results/pipeline.json.
 
-    .venv/bin/python -m bench.pipeline [--contacts 100000] [--runs 1] [--dialers 1]
+    .venv/bin/python -m bench.pipeline [--contacts 100000] [--runs 1] [--dialers 1] [--keep]
 
 One run: the four services as `python -m <service>` subprocesses on free ports, with a topic prefix and a
 database of their own (the running stack is left alone), real Kafka and FerretDB, the simulated provider at
@@ -232,6 +232,8 @@ class Sampler:
                     self.max_lag[group] = max(self.max_lag[group], lag)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
+        for monitor in self._monitors.values():
+            await monitor.close()
 
 
 async def record_times(
@@ -341,6 +343,9 @@ async def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
         services.stop()
         mongo = make_client(infra, "bench-pipeline")
         for name in (infra.mongo_db, f"{infra.mongo_db}_dispatch"):
+            if args.keep:
+                print(f"kept database {name}", flush=True)
+                continue
             with contextlib.suppress(Exception):
                 await mongo.drop_database(name)
         await mongo.close()
@@ -423,6 +428,9 @@ def main() -> int:
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--dialers", type=int, default=1)
+    parser.add_argument(
+        "--keep", action="store_true", help="Keep each run's databases (to inspect what the services wrote)."
+    )
     args = parser.parse_args()
     runs = []
     for run in range(1, args.runs + 1):

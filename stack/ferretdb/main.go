@@ -11,6 +11,8 @@
 //	-postgresql-url / FERRETDB_POSTGRESQL_URL  e.g. postgres://postgres@127.0.0.1:54320/ferretdb
 //	                             (required with -backend postgresql; the database must exist)
 //	-log-level / FERRETDB_LOG_LEVEL  debug|info|warn|error (default info)
+//	-pprof-addr / FERRETDB_PPROF_ADDR  host:port serving Go's /debug/pprof/ (default off): where the
+//	                             store's CPU goes under a benchmark (`go tool pprof`)
 //
 // Pushdown note (v1.24.2): the embeddable ferretdb.Config has only Listener, Logger, Handler,
 // PostgreSQLURL and SQLiteURL. There is no sort-pushdown option in this version; the only
@@ -25,6 +27,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof" // registers /debug/pprof/ on the default mux, served only with -pprof-addr
 	"net/url"
 	"os"
 	"os/signal"
@@ -56,6 +60,7 @@ func main() {
 	dataDir := flag.String("data-dir", envOr("FERRETDB_DATA_DIR", ".stack/data/ferretdb"), "SQLite data directory")
 	pgURL := flag.String("postgresql-url", os.Getenv("FERRETDB_POSTGRESQL_URL"), "PostgreSQL URL (postgresql backend)")
 	logLevel := flag.String("log-level", envOr("FERRETDB_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	pprofAddr := flag.String("pprof-addr", os.Getenv("FERRETDB_PPROF_ADDR"), "serve /debug/pprof/ on host:port (off when empty)")
 	flag.Parse()
 
 	var lvl slog.Level
@@ -116,6 +121,15 @@ func main() {
 	defer stop()
 
 	logger.Info("ferretdb-launcher starting", "listen", addr, "backend", *backend, "store", store, "pid", os.Getpid())
+
+	if *pprofAddr != "" {
+		go func() {
+			logger.Info("pprof listening", "addr", *pprofAddr)
+			if err := http.ListenAndServe(*pprofAddr, nil); err != nil {
+				logger.Error("pprof listener failed", "err", err)
+			}
+		}()
+	}
 
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()

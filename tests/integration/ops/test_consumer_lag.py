@@ -56,3 +56,4 @@ async def test_lag_counts_what_the_group_has_not_committed() -> None:
         "batchcalls_kafka_consumer_lag", {"group": group, "topic": "call-requests"}
     )
     assert sample == 15
+    await monitor.close()
