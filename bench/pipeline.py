@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -113,7 +114,9 @@ class Services:
                 process.wait()
 
 
-def start_services(infra: InfraSettings, dialers: int, logs: Path) -> Services:
+def start_services(
+    infra: InfraSettings, dialers: int, logs: Path, *, mongo_metrics: bool = False
+) -> Services:
     names = ["ingest", "dispatcher", "status"] + [f"dialer-{i}" for i in range(1, dialers + 1)]
     ports = {name: _free_port() for name in names}
     base = {k: v for k, v in os.environ.items() if not k.startswith(("BC_", "OTEL_"))}
@@ -131,6 +134,8 @@ def start_services(infra: InfraSettings, dialers: int, logs: Path) -> Services:
             "STATUS_DELIVER_WEBHOOKS": "false",
         }
     )
+    if mongo_metrics:
+        base["BC_MONGO_COMMAND_METRICS"] = "true"
     group_suffix = infra.topic_prefix.rstrip(".")
     processes = {}
     for name in names:
@@ -190,6 +195,27 @@ def _gauge(metrics: str, name: str) -> float | None:
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
     return None
+
+
+_MONGO_METRIC = re.compile(r"^batchcalls_mongo_(commands|documents|command_seconds)_total\{(.*)\} (\S+)$")
+
+
+def mongo_use(metrics: str) -> dict[str, dict[str, float]]:
+    """A service's store use from its `batchcalls_mongo_*` counters: per `collection command`, how many
+    commands, documents and seconds (BC_MONGO_COMMAND_METRICS)."""
+    use: dict[str, dict[str, float]] = {}
+    for line in metrics.splitlines():
+        found = _MONGO_METRIC.match(line)
+        if found is None:
+            continue
+        kind, labels, value = found.groups()
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        key = f"{fields['collection']} {fields['command']}"
+        entry = use.setdefault(key, {"commands": 0.0, "documents": 0.0, "seconds": 0.0})
+        entry[{"commands": "commands", "documents": "documents", "command_seconds": "seconds"}[kind]] += (
+            float(value)
+        )
+    return {k: {n: round(v, 3) for n, v in e.items()} for k, e in sorted(use.items())}
 
 
 class Sampler:
@@ -302,7 +328,8 @@ async def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
     logs.mkdir(parents=True, exist_ok=True)
     body = contacts_csv(args.contacts)
     headers = await make_workspace(infra, args.contacts)
-    services = start_services(infra, args.dialers, logs)
+    services = start_services(infra, args.dialers, logs, mongo_metrics=args.mongo_metrics)
+    store_use: dict[str, Any] = {}
     try:
         async with httpx.AsyncClient(timeout=600, headers=headers) as http:
             await wait_ready(http, services, logs)
@@ -336,6 +363,9 @@ async def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
             final = await _until_terminal(http, services, batch_id, args.contacts, t0)
             t_done = time.time()
             infra_after = infra_cpu_seconds()
+            if args.mongo_metrics:
+                for name in services.processes:
+                    store_use[name] = mongo_use((await http.get(services.url(name, "/metrics"))).text)
             stop.set()
             await asyncio.gather(*samplers)
         stages = await _stages(infra, t0, answered, t_done, args.contacts)
@@ -366,6 +396,7 @@ async def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
             **{k: round(infra_after[k] - infra_before.get(k, 0.0), 1) for k in infra_after},
         },
         "load_average_at_end": round(os.getloadavg()[0], 2),
+        **({"mongo": store_use} if store_use else {}),
     }
 
 
@@ -428,6 +459,11 @@ def main() -> int:
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--dialers", type=int, default=1)
+    parser.add_argument(
+        "--mongo-metrics",
+        action="store_true",
+        help="Have the services count their store commands per collection; each run records them (`mongo`).",
+    )
     parser.add_argument(
         "--keep", action="store_true", help="Keep each run's databases (to inspect what the services wrote)."
     )

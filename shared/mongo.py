@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from pymongo import AsyncMongoClient
+from prometheus_client import Counter
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.settings import InfraSettings
@@ -42,7 +43,70 @@ def make_client(infra: InfraSettings, app_name: str) -> AsyncMongoClient[Documen
         serverSelectionTimeoutMS=5000,
         maxPoolSize=infra.mongo_max_pool,
         connect=False,
+        event_listeners=[CommandMetrics()] if infra.mongo_command_metrics else [],
     )
+
+
+COMMANDS = Counter(
+    "batchcalls_mongo_commands_total",
+    "Commands answered by the store, by collection and command (BC_MONGO_COMMAND_METRICS).",
+    ["collection", "command", "result"],
+)
+DOCUMENTS = Counter(
+    "batchcalls_mongo_documents_total",
+    "Documents the store's commands wrote (insert, update, delete) or returned (find, getMore, aggregate).",
+    ["collection", "command"],
+)
+COMMAND_SECONDS = Counter(
+    "batchcalls_mongo_command_seconds_total",
+    "Time from sending a command to its answer, summed, by collection and command.",
+    ["collection", "command"],
+)
+
+_WRITES = {"insert": "documents", "update": "updates", "delete": "deletes"}
+_COUNTED = {*_WRITES, "find", "getMore", "aggregate", "findAndModify", "count", "drop", "createIndexes"}
+
+
+def collection_family(name: str) -> str:
+    """A collection's name for a metric label: the dispatcher's per-batch collections (`dispatch_q__<batch>
+    __<lane>__<segment>`) count as their family (`dispatch_q`), so the labels stay few."""
+    return name.split("__", 1)[0]
+
+
+class CommandMetrics(monitoring.CommandListener):
+    """Counts commands, documents and time per collection (pymongo calls it around every command)."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, tuple[str, str]] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        if name not in _COUNTED:
+            return
+        command = event.command
+        target = command.get("collection") if name == "getMore" else command.get(name)
+        family = collection_family(target) if isinstance(target, str) else "-"
+        self._open[event.request_id] = (family, name)
+        if name in _WRITES:
+            DOCUMENTS.labels(family, name).inc(len(command.get(_WRITES[name]) or ()))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        opened = self._open.pop(event.request_id, None)
+        if opened is None:
+            return
+        family, name = opened
+        COMMANDS.labels(family, name, "ok").inc()
+        COMMAND_SECONDS.labels(family, name).inc(event.duration_micros / 1e6)
+        cursor = event.reply.get("cursor")
+        if isinstance(cursor, dict):
+            batch = cursor.get("firstBatch", cursor.get("nextBatch")) or ()
+            DOCUMENTS.labels(family, name).inc(len(batch))
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        opened = self._open.pop(event.request_id, None)
+        if opened is not None:
+            COMMANDS.labels(opened[0], opened[1], "failed").inc()
+            COMMAND_SECONDS.labels(*opened).inc(event.duration_micros / 1e6)
 
 
 def database(client: AsyncMongoClient[Document], infra: InfraSettings) -> AsyncDatabase[Document]:

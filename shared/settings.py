@@ -30,6 +30,11 @@ class InfraSettings(BaseSettings):
     otel_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP endpoint, e.g. http://collector:4318"
     )
+    mongo_command_metrics: bool = Field(
+        default=False,
+        description="Count the commands sent to the store, the documents they wrote or returned and the time "
+        "they took, per collection (`batchcalls_mongo_*`): which collection a service's store time goes to.",
+    )
     gc_freeze: bool = Field(
         default=True, description="Freeze what exists when serving starts: collections never walk it again."
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -24,6 +25,9 @@ from shared.mongo import Document
 WORKSPACES = "workspaces"
 API_KEYS = "api_keys"
 DNC_ENTRIES = "dnc_entries"
+DNC_VERSIONS = "dnc_versions"
+"""Per workspace, a counter every change of its do-not-call list raises after the change is stored: a
+reader that holds the list as of version v need not read it again while the counter says v."""
 
 
 class Plan(BaseModel):
@@ -159,13 +163,20 @@ class WorkspaceDirectory:
 
 
 class DoNotCallList:
-    """The workspace's do-not-call entries, one document each, `_id` = workspace id + E.164 number."""
+    """The workspace's do-not-call entries, one document each, `_id` = workspace id + E.164 number, and the
+    list's version (`DNC_VERSIONS`), raised after each change is stored."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._db = db
 
     async def add(self, workspace_id: str, phone_number: str, source: str, note: str = "") -> bool:
         """Adds the number; False when it was already listed (inserts are atomic even on FerretDB)."""
+        return await self.add_versioned(workspace_id, phone_number, source, note) is not None
+
+    async def add_versioned(
+        self, workspace_id: str, phone_number: str, source: str, note: str = ""
+    ) -> int | None:
+        """Adds the number and returns the list's version after the change; None when it was listed."""
         try:
             await self._db[DNC_ENTRIES].insert_one(
                 {
@@ -178,12 +189,15 @@ class DoNotCallList:
                 }
             )
         except DuplicateKeyError:
-            return False
-        return True
+            return None
+        return await self._raise_version(workspace_id)
 
     async def remove(self, workspace_id: str, phone_number: str) -> bool:
         result = await self._db[DNC_ENTRIES].delete_one({"_id": dnc_id(workspace_id, phone_number)})
-        return result.deleted_count == 1
+        if result.deleted_count != 1:
+            return False
+        await self._raise_version(workspace_id)
+        return True
 
     async def contains(self, workspace_id: str, phone_number: str) -> bool:
         return await self._db[DNC_ENTRIES].find_one({"_id": dnc_id(workspace_id, phone_number)}) is not None
@@ -192,3 +206,14 @@ class DoNotCallList:
         """Every listed number of the workspace (an equality query FerretDB pushes down)."""
         cursor = self._db[DNC_ENTRIES].find({"workspace_id": workspace_id}, {"phone_number": 1})
         return {str(doc["phone_number"]) async for doc in cursor}
+
+    async def version(self, workspace_id: str) -> int:
+        """The list's version now (0: never changed since versions were kept)."""
+        doc = await self._db[DNC_VERSIONS].find_one({"_id": workspace_id})
+        return int(doc["v"]) if doc else 0
+
+    async def _raise_version(self, workspace_id: str) -> int:
+        doc = await self._db[DNC_VERSIONS].find_one_and_update(
+            {"_id": workspace_id}, {"$inc": {"v": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+        )
+        return int(doc["v"]) if doc else 0

@@ -446,6 +446,10 @@ class Dispatcher:
             workspace.retired[batch_id] = BatchState(doc.get("state", "completed"))
             return None
         batch = Batch(batch_id, workspace.workspace_id, workspace.partition)
+        # Counted now, while the batch has no outcomes (or the few a crashed owner stored before saving
+        # it), and from then on as outcomes are inserted: counted at its end, the count was a scan of the
+        # whole batch's outcomes on the way to its completion (8.6 s at 100,000 contacts, bench.pipeline).
+        batch.final_counts = dict(await self._store.outcome_counts(batch_id))
         workspace.batches[batch_id] = batch
         if save:
             # Saved before any of its contacts, so a new owner finds the batch that owns their segments.

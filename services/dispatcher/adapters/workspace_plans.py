@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from shared.workspaces import DoNotCallList, Plan, WorkspaceDirectory
@@ -21,18 +22,46 @@ class DirectoryPlanLimits:
 
 
 class SharedDoNotCall:
-    """Checks a round's numbers with one read of the workspace's entries (FerretDB scans per query anyway)."""
+    """Checks a round's numbers against the workspace's list, held in memory as of its version: each round
+    reads the version (one small document), and the whole list only when the version moved. Read whole
+    every round, the list cost a round as many documents as it held (79,000 read in a pipeline of 100,000
+    calls whose opt-outs grew it to 986; a suppression list of 100,000 numbers would be read every round).
+    This service's own additions move the version by one, which it applies without a read."""
 
-    def __init__(self, dnc: DoNotCallList) -> None:
+    def __init__(self, dnc: DoNotCallList, *, max_workspaces: int = 1_000) -> None:
         self._dnc = dnc
+        self._held: OrderedDict[str, tuple[int, set[str]]] = OrderedDict()
+        self._max = max_workspaces
 
     async def listed(self, workspace_id: str, phone_numbers: Sequence[str]) -> set[str]:
         if not phone_numbers:
             return set()
-        if len(phone_numbers) == 1:
-            number = phone_numbers[0]
-            return {number} if await self._dnc.contains(workspace_id, number) else set()
-        return await self._dnc.numbers(workspace_id) & set(phone_numbers)
+        return await self._numbers(workspace_id) & set(phone_numbers)
+
+    async def _numbers(self, workspace_id: str) -> set[str]:
+        version = await self._dnc.version(workspace_id)
+        held = self._held.get(workspace_id)
+        if held is not None and held[0] == version:
+            self._held.move_to_end(workspace_id)
+            return held[1]
+        # Version first, then the list: a change between the two reads is in the list and raises the
+        # version past the one kept, so the next round reads the list again (never a stale list kept).
+        numbers = await self._dnc.numbers(workspace_id)
+        self._keep(workspace_id, version, numbers)
+        return numbers
+
+    def _keep(self, workspace_id: str, version: int, numbers: set[str]) -> None:
+        self._held[workspace_id] = (version, numbers)
+        self._held.move_to_end(workspace_id)
+        while len(self._held) > self._max:
+            self._held.popitem(last=False)
 
     async def add(self, workspace_id: str, phone_number: str, source: str) -> None:
-        await self._dnc.add(workspace_id, phone_number, source)
+        version = await self._dnc.add_versioned(workspace_id, phone_number, source)
+        held = self._held.get(workspace_id)
+        if version is None or held is None:
+            return
+        if version == held[0] + 1:  # nobody else changed the list in between: ours is the only change
+            self._keep(workspace_id, version, held[1] | {phone_number})
+        else:
+            del self._held[workspace_id]

@@ -368,18 +368,27 @@ def batch_to_doc(stored: StoredBatch) -> Document:
         "columns": None if view.columns is None else {"row": view.columns[0], "names": list(view.columns[1])},
         "offsets": [{"p": p, "o": o} for p, o in sorted(view.offsets.items())],
         "feed_seq": view.feed_seq,
-        "lists": [
-            {"status": status, "next": lists.next_pos.get(status, 0), "live": lists.live.get(status, [])}
-            for status in sorted(set(lists.next_pos) | set(lists.live))
-        ],
+        # Packed (a BSON binary of orjson): a list keeps a count per hundred positions, so a batch of
+        # 100,000 calls has thousands, and FerretDB converted each on every write of the batch (one per
+        # chunk) and every read (each status poll): 20 ms of its and PostgreSQL's CPU per read or write
+        # with them as array elements, 2 ms packed. No query looks inside.
+        "lists": orjson.dumps(
+            [
+                {"status": status, "next": lists.next_pos.get(status, 0), "live": lists.live.get(status, [])}
+                for status in sorted(set(lists.next_pos) | set(lists.live))
+            ]
+        ),
     }
 
 
 def batch_from_doc(d: Document) -> StoredBatch:
     """The batch view of a stored document, with its list bookkeeping."""
+    stored = d.get("lists") or ()
+    # Packed since the lists grew with the batch; a document written before holds them as elements.
+    entries: list[Any] = orjson.loads(stored) if isinstance(stored, bytes) else list(stored)
     lists = StatusLists(
-        {e["status"]: int(e["next"]) for e in d.get("lists") or ()},
-        {e["status"]: [int(n) for n in e["live"]] for e in d.get("lists") or ()},
+        {e["status"]: int(e["next"]) for e in entries},
+        {e["status"]: [int(n) for n in e["live"]] for e in entries},
     )
     return StoredBatch(_batch_view(d), lists)
 

@@ -665,3 +665,27 @@ async def test_a_batch_counts_its_terminal_states_from_the_store_once_per_owner(
     await w.dispatcher.take_over({0})
     await w.rounds(3, advance=1)
     assert reads <= 2
+
+
+async def test_a_new_batch_is_counted_when_it_arrives_not_at_its_end() -> None:
+    # At its end the count would be a scan of every outcome of the batch, on the way to its completion;
+    # when it arrives there are none (or the few a crashed owner stored before saving the batch).
+    w = World(cps=100, concurrent=5)
+    await w.start()
+    reads: list[str] = []
+    count_in_store = w.store.outcome_counts
+
+    async def counted(batch_id: str) -> dict[str, int]:
+        reads.append(batch_id)
+        return await count_in_store(batch_id)
+
+    w.store.outcome_counts = counted  # type: ignore[method-assign]
+    await w.apply(w.accepted("batch_a", 3))
+    assert reads == ["batch_a"]
+    await w.apply(*w.contacts("batch_a", range(1, 4)), w.ingested("batch_a", 3))
+    await w.rounds(3, advance=1)
+    for request in w.sink.of(CallRequested):
+        await w.apply(w.ended(request, Outcome.COMPLETED))
+    await w.rounds(2, advance=1)
+    (completed,) = w.sink.of(BatchCompleted)
+    assert completed.counts.completed == 3 and reads == ["batch_a"]

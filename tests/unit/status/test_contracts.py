@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import orjson
 import pytest
 
 from status.adapters.documents import batch_from_doc, batch_to_doc, call_from_doc, call_to_doc
@@ -112,6 +113,10 @@ async def test_documents_round_trip_through_their_stored_form() -> None:
     assert batch_from_doc(batch_to_doc(batch)) == batch
     empty = StoredBatch(batch.view, StatusLists())
     assert batch_from_doc(batch_to_doc(empty)).lists == StatusLists()
+    # A batch document written before its lists were packed holds them as elements: still read.
+    unpacked = {**batch_to_doc(batch), "lists": orjson.loads(batch_to_doc(batch)["lists"])}
+    assert isinstance(unpacked["lists"], list) and unpacked["lists"]
+    assert batch_from_doc(unpacked) == batch
 
 
 @pytest.mark.parametrize(
