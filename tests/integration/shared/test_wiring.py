@@ -122,3 +122,28 @@ async def test_do_not_call_list_is_per_workspace(
     assert await dnc.numbers("ws_a") == {"+14155550123"}
     assert await dnc.remove("ws_a", "+14155550123")
     assert not await dnc.contains("ws_a", "+14155550123")
+
+
+async def test_store_command_metrics_count_commands_and_documents_per_collection(
+    infra: InfraSettings,
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(f"batchcalls_mongo_{name}", labels) or 0.0
+
+    metered = infra.model_copy(update={"mongo_command_metrics": True})
+    client = make_client(metered, "test-metrics")
+    family = f"metered_{uuid4().hex[:6]}"
+    collection = database(client, metered)[f"{family}__batch_x__0"]  # a per-batch name counts as its family
+    before = value("documents_total", collection=family, command="insert")
+    try:
+        await collection.insert_many([{"_id": i} for i in range(3)])
+        assert [d async for d in collection.find({})] == [{"_id": 0}, {"_id": 1}, {"_id": 2}]
+    finally:
+        await client.drop_database(metered.mongo_db)
+        await client.close()
+    assert value("documents_total", collection=family, command="insert") == before + 3
+    assert value("documents_total", collection=family, command="find") == 3
+    assert value("commands_total", collection=family, command="insert", result="ok") == 1
+    assert value("command_seconds_total", collection=family, command="find") > 0
