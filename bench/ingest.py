@@ -41,10 +41,9 @@ import httpx
 import phonenumbers
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.consumer_lag import ConsumerLagMonitor
-from shared.kafka import ensure_topics
+from shared.kafka import delete_topics, ensure_topics
 from shared.mongo import database, make_client
 from shared.settings import InfraSettings
 from shared.topics import Topic
@@ -379,12 +378,7 @@ async def _drop(infra: InfraSettings) -> None:
     client = make_client(infra, "bench-ingest-cleanup")
     await client.drop_database(infra.mongo_db)
     await client.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([t.name_with(infra.topic_prefix) for t in Topic])
-    finally:
-        await admin.close()
+    await delete_topics(infra)
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:

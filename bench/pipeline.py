@@ -1,6 +1,6 @@
 """End-to-end throughput: `make bench-pipeline` → bench/results/pipeline.json.
 
-    .venv/bin/python -m bench.pipeline [--contacts 100000] [--runs 1] [--dialers 1] [--keep]
+    .venv/bin/python -m bench.pipeline [--contacts 100000] [--runs 1] [--dialers 1] [--mongo-metrics] [--keep]
 
 One run: the four services as `python -m <service>` subprocesses on free ports, with a topic prefix and a
 database of their own (the running stack is left alone), real Kafka and FerretDB, the simulated provider at
@@ -49,7 +49,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from dialer.domain.simulation import DEFAULT_MIX
 from shared.consumer_lag import ConsumerLagMonitor
-from shared.kafka import ensure_topics
+from shared.kafka import delete_topics, ensure_topics
 from shared.mongo import database, make_client
 from shared.outcomes import Outcome
 from shared.settings import InfraSettings
@@ -197,6 +197,7 @@ def _gauge(metrics: str, name: str) -> float | None:
     return None
 
 
+_MONGO_FIELD = {"commands": "commands", "documents": "documents", "command_seconds": "seconds"}
 _MONGO_METRIC = re.compile(r"^batchcalls_mongo_(commands|documents|command_seconds)_total\{(.*)\} (\S+)$")
 
 
@@ -212,9 +213,7 @@ def mongo_use(metrics: str) -> dict[str, dict[str, float]]:
         fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
         key = f"{fields['collection']} {fields['command']}"
         entry = use.setdefault(key, {"commands": 0.0, "documents": 0.0, "seconds": 0.0})
-        entry[{"commands": "commands", "documents": "documents", "command_seconds": "seconds"}[kind]] += (
-            float(value)
-        )
+        entry[_MONGO_FIELD[kind]] += float(value)
     return {k: {n: round(v, 3) for n, v in e.items()} for k, e in sorted(use.items())}
 
 
@@ -380,13 +379,8 @@ async def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
                 await mongo.drop_database(name)
         await mongo.close()
         if not args.keep:
-            # The run's topics too: a broker holding every past run's partitions restarts more slowly.
-            admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
             with contextlib.suppress(Exception):
-                await admin.start()
-                await admin.delete_topics([t.name_with(infra.topic_prefix) for t in Topic])
-            with contextlib.suppress(Exception):
-                await admin.close()
+                await delete_topics(infra)
     seconds = t_done - t0
     return {
         "contacts": args.contacts,
@@ -473,7 +467,9 @@ def main() -> int:
         help="Have the services count their store commands per collection; each run records them (`mongo`).",
     )
     parser.add_argument(
-        "--keep", action="store_true", help="Keep each run's databases (to inspect what the services wrote)."
+        "--keep",
+        action="store_true",
+        help="Keep each run's databases and topics (to inspect what the services wrote).",
     )
     args = parser.parse_args()
     runs = []

@@ -135,7 +135,7 @@ class Projector:
         routes: WebhookRoutes,
         *,
         now_ms: Callable[[], int],
-        cache_size: int = 50_000,
+        cache_size: int = 200_000,
         batch_cache_size: int = 1_000,
         notice_max_age_ms: int = 24 * 3600 * 1000,
     ) -> None:

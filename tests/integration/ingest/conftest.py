@@ -20,10 +20,9 @@ from uuid import uuid4
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.events import AnyMessage, decode
-from shared.kafka import ensure_topics
+from shared.kafka import delete_topics, ensure_topics
 from shared.mongo import database, make_client
 from shared.settings import InfraSettings
 from shared.topics import Topic
@@ -65,12 +64,7 @@ def infra() -> Iterator[InfraSettings]:
         client = make_client(settings, "test-ingest-cleanup")
         await client.drop_database(settings.mongo_db)
         await client.close()
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.delete_topics([t.name_with(settings.topic_prefix) for t in Topic])
-        finally:
-            await admin.close()
+        await delete_topics(settings)
 
     asyncio.run(clean())
 
