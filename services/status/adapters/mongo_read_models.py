@@ -24,9 +24,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from shared.mongo import MAX_BULK_UPDATES, Document, few_at_a_time
+from shared.outcomes import PublicCallStatus
 from status.adapters.documents import (
+    ACCEPTED_PAGE_MIN,
     LAYOUT,
     ROW_BUCKET,
+    accepted_members,
+    accepted_page,
     batch_from_doc,
     batch_to_doc,
     call_from_doc,
@@ -58,12 +62,13 @@ from status.ports import (
 BATCHES = "status_batches"
 LEDGER = "status_batch_ledger"
 CALLS = "status_calls"
+ACCEPTED = "status_accepted_pages"
 VACATED = "status_call_vacated"
 PAGES = "status_list_pages"
 FEED = "status_feed"
 OUTBOX = "status_webhook_outbox"
 META = "status_meta"
-READ_MODELS = (BATCHES, LEDGER, CALLS, VACATED, PAGES, FEED)
+READ_MODELS = (BATCHES, LEDGER, CALLS, ACCEPTED, VACATED, PAGES, FEED)
 """The collections a rebuild drops and replays (the webhook outbox and settings are not read models)."""
 
 _DUPLICATE_KEY = 11000
@@ -110,6 +115,22 @@ def _vacated_fragments(changes: Changes) -> list[Document]:
         }
         for (batch_id, status, bucket), positions in groups.items()
     ]
+
+
+def _accepted_pages(changes: Changes, docs: Sequence[Document]) -> tuple[list[Document], list[Document]]:
+    """The chunk's versions as accepted pages (first versions in `waiting`, grouped by row bucket and list
+    bucket, where enough share both) and the documents of the rest, each in chunk order."""
+    groups: dict[tuple[str, str], list[Document]] = {}
+    for write, doc in zip(changes.calls, docs, strict=True):
+        if write.version == 1 and write.view.status is PublicCallStatus.WAITING:
+            groups.setdefault((doc["row_key"], doc["list_key"]), []).append(doc)
+    paged = {id(doc) for group in groups.values() if len(group) >= ACCEPTED_PAGE_MIN for doc in group}
+    pages = [accepted_page(group) for group in groups.values() if len(group) >= ACCEPTED_PAGE_MIN]
+    return pages, [doc for doc in docs if id(doc) not in paged]
+
+
+async def _found(collection: AsyncCollection[Document], query: Document) -> list[Document]:
+    return [d async for d in collection.find(query)]
 
 
 def _outbox_to_doc(item: OutboxItem) -> Document:
@@ -168,6 +189,7 @@ class MongoReadModels:
         self._batches = db[BATCHES]
         self._ledger = db[LEDGER]
         self._calls = db[CALLS]
+        self._accepted = db[ACCEPTED]
         self._vacated = db[VACATED]
         self._pages = db[PAGES]
         self._open_buckets = OpenBuckets()
@@ -185,6 +207,8 @@ class MongoReadModels:
         await self._calls.create_index([("batch_id", ASCENDING)])
         await self._calls.create_index([("row_key", ASCENDING)])
         await self._calls.create_index([("list_key", ASCENDING)])
+        for field in ("batch_id", "row_key", "list_key"):
+            await self._accepted.create_index([(field, ASCENDING)])
         await self._vacated.create_index([("list_key", ASCENDING)])
         await self._feed.create_index([("batch_id", ASCENDING), ("page", ASCENDING)])
         await self._batches.create_index([("workspace_id", ASCENDING)])
@@ -270,17 +294,18 @@ class MongoReadModels:
         return found
 
     async def _row_bucket(self, batch_id: str, bucket: int) -> list[Document]:
-        """Every version of the calls in one row bucket of the batch."""
-        return [d async for d in self._calls.find({"row_key": row_key(batch_id, bucket)})]
+        """Every version of the calls in one row bucket of the batch (accepted pages' members too)."""
+        return await self._versions({"row_key": row_key(batch_id, bucket)})
+
+    async def _versions(self, query: Document) -> list[Document]:
+        """The call versions `query` selects: documents of their own and members of accepted pages."""
+        own, pages = await asyncio.gather(_found(self._calls, query), _found(self._accepted, query))
+        return own + [member for page in pages for member in accepted_members(page)]
 
     async def load_batch_calls(self, batch_id: str) -> Mapping[str, StoredCall]:
         # One scan for the whole batch: on FerretDB's SQLite backend a `contact_id` lookup scans the whole
         # collection too, so reading a cold chunk's calls one by one costs a scan per contact (ADR 0043).
-        latest: dict[str, Document] = {}
-        async for doc in self._calls.find({"batch_id": batch_id}):
-            have = latest.get(doc["contact_id"])
-            if have is None or doc["v"] > have["v"]:
-                latest[doc["contact_id"]] = doc
+        latest = _latest(await self._versions({"batch_id": batch_id}))
         return {c: StoredCall(call_from_doc(d), d["v"], d["pos"]) for c, d in latest.items()}
 
     async def ledger_horizon(self) -> dict[str, int]:
@@ -311,7 +336,10 @@ class MongoReadModels:
                     call_to_doc(w.view, w.version, w.pos) for w in changes.calls[start : start + YIELD_EVERY]
                 )
                 await asyncio.sleep(0)  # a replay's chunk has tens of thousands: the API answers in between
-            await insert_new(self._calls, docs)
+            accepted, own = _accepted_pages(changes, docs)
+            if accepted:
+                await insert_new(self._accepted, accepted)
+            await insert_new(self._calls, own)
             pages = await self._sealed_pages(changes, docs)
             if pages:
                 await insert_new(self._pages, pages)
@@ -354,6 +382,14 @@ class MongoReadModels:
     async def latest_call(self, contact_id: str) -> StoredCall | None:
         docs = [d async for d in self._calls.find({"contact_id": contact_id})]
         if not docs:
+            # Only its first version, if any: in an accepted page of its row bucket.
+            batch_id, _, _ = contact_id.rpartition("_r")
+            row = row_number_of(contact_id)
+            if row is None or row < 1:
+                return None
+            pages = await _found(self._accepted, {"row_key": row_key(batch_id, (row - 1) // ROW_BUCKET)})
+            docs = [m for p in pages for m in accepted_members(p) if m["contact_id"] == contact_id]
+        if not docs:
             return None
         doc = max(docs, key=lambda d: d["v"])
         return StoredCall(call_from_doc(doc), doc["v"], doc["pos"])
@@ -386,18 +422,23 @@ class MongoReadModels:
         key = list_key(stored.view.batch_id, status, bucket)
         query = {"list_key": key}
 
-        async def read(collection: AsyncCollection[Document]) -> list[Document]:
-            return [d async for d in collection.find(query)]
+        async def versions() -> list[Document]:
+            # Only `waiting` has accepted pages.
+            if status == PublicCallStatus.WAITING.value:
+                return await self._versions(query)
+            return await _found(self._calls, query)
 
         async def vacated_positions() -> list[Document]:
-            return [] if stored.lists.live_in(status, bucket) >= LIST_BUCKET else await read(self._vacated)
+            if stored.lists.live_in(status, bucket) >= LIST_BUCKET:
+                return []
+            return await _found(self._vacated, query)
 
         docs: list[Document]
         if status in SEALED_LISTS and stored.lists.filled(status, bucket):
             vacated, page = await asyncio.gather(vacated_positions(), self._pages.find_one({"_id": key}))
-            docs = page_members(page) if page is not None else await read(self._calls)
+            docs = page_members(page) if page is not None else await versions()
         else:
-            vacated, docs = await asyncio.gather(vacated_positions(), read(self._calls))
+            vacated, docs = await asyncio.gather(vacated_positions(), versions())
         gone = {pos for d in vacated for pos in d["positions"]}
         return sorted((d for d in docs if d["pos"] not in gone), key=lambda d: d["pos"])
 
