@@ -57,7 +57,9 @@ async def test_requests_are_dialed_and_reported(
         if ended[r.attempt_id].billable:
             assert kinds == [CallStarted, CallRinging, CallAnswered, CallEnded]
         stored = await mongo[infra.mongo_db][OUTCOMES].find_one({"_id": r.attempt_id})
-        assert stored is not None and stored["outcome"] == ended[r.attempt_id].outcome.value
+        assert (
+            stored is not None and CallEnded.model_validate_json(stored["ended_event"]) == ended[r.attempt_id]
+        )
 
 
 async def test_the_same_request_delivered_twice_is_dialed_once(
