@@ -270,9 +270,18 @@ class Projector:
         offsets: dict[str, dict[str, int]] = {}
         feed: dict[str, list[FeedItem]] = {}
         notices: list[Notice] = []
-        tallies: dict[str, Tally] = {}
-        contributions: dict[str, Contribution] = {}
+        # What each changed call contributed before its first change in this chunk: its batch takes the
+        # difference to what it contributes after the chunk, once (sums telescope), and the latest time it
+        # was terminal at along the way (the one part that is not a sum).
+        contributed: dict[str, Contribution] = {}
+        terminal_at: dict[str, int] = {}
         last_at: dict[str, int] = {}
+        listened = await self._listened(records)
+
+        def notified(batch: BatchView) -> bool:
+            """Whether anyone takes webhooks of the batch (its workspace's endpoints or its own URL)."""
+            accepted = batch.accepted
+            return batch.workspace_id in listened or (accepted is not None and bool(accepted.webhook_url))
 
         def is_counted(record: Record) -> bool:
             held = stored_batches[record.message.batch_id].view.offsets
@@ -298,7 +307,6 @@ class Projector:
                     new = apply_call_event(old, message)
                     if new is not old and new != old:
                         calls[message.contact_id] = new
-                        contributions.pop(message.contact_id, None)
                         dirty_calls[message.contact_id] = None
                 continue
             offsets.setdefault(batch_id, {})[position.partition] = position.offset
@@ -312,23 +320,30 @@ class Projector:
                     continue
                 calls[contact_id] = new
                 dirty_calls[contact_id] = None
-                before_part = contributions.get(contact_id)
-                if before_part is None:
-                    before_part = contribution(old)
-                after_part = contribution(new)
-                contributions[contact_id] = after_part
-                tally = tallies.get(batch_id)
-                if tally is None:
-                    tally = tallies[batch_id] = Tally()
-                tally.add(before_part, after_part)
+                if contact_id not in contributed:
+                    contributed[contact_id] = contribution(old)
+                ended = new.terminal_at
+                if ended is not None and ended > terminal_at.get(batch_id, ended - 1):
+                    terminal_at[batch_id] = ended
                 item = call_feed_item(old, new, at)
                 if item is not None:
                     feed.setdefault(batch_id, []).append(item)
-                notices.extend(call_notices(old, new, batch, newly_started_attempt(old, new), at))
+                if notified(batch):
+                    notices.extend(call_notices(old, new, batch, newly_started_attempt(old, new), at))
             elif is_batch_event(message):
                 batches[batch_id] = apply_batch_event(batch, message)
 
+        tallies: dict[str, Tally] = {}
+        for contact_id, before_part in contributed.items():
+            view = calls[contact_id]
+            assert view is not None
+            tally = tallies.get(view.batch_id)
+            if tally is None:
+                tally = tallies[view.batch_id] = Tally()
+            tally.add(before_part, contribution(view))
         for batch_id, tally in tallies.items():
+            if batch_id in terminal_at:
+                tally.reached_terminal(terminal_at[batch_id])
             batches[batch_id] = apply_tally(batches[batch_id], tally)
         for batch_id, batch in batches.items():
             was = stored_batches[batch_id].view.status
@@ -383,6 +398,11 @@ class Projector:
             feed_entries=len(changes.feed),
             outbox_items=len(changes.outbox),
         )
+
+    async def _listened(self, records: Sequence[Record]) -> set[str]:
+        """The workspaces among `records` with a webhook endpoint (a cached lookup each)."""
+        workspaces = {record.message.workspace_id for record in records}
+        return {w for w in workspaces if await self._routes.endpoints(w)}
 
     async def _address(self, notices: list[Notice], batches: dict[str, BatchView]) -> list[OutboxItem]:
         """Each notice once per endpoint that wants it; old notices (a replay of history) are not sent."""

@@ -493,6 +493,11 @@ class Tally:
             self.columns = new.columns
         return self
 
+    def reached_terminal(self, at: int) -> None:
+        """A call of the batch was terminal at `at` on its way (a later state may say another time: a call
+        cancelled and then found finished); the batch's last completion is the latest such time."""
+        self.last_completed_at = _latest(self.last_completed_at, at)
+
 
 def apply_tally(view: BatchView, tally: Tally) -> BatchView:
     """The batch with a tally of call changes added."""
