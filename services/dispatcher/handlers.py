@@ -727,8 +727,11 @@ class Dispatcher:
             batch = workspace.batches.get(batch_id)
             if batch is not None:
                 await self._add_timers(batch, minute, entries)
+        opted_out: dict[str, list[str]] = {}
         for workspace_id, number in fx.opted_out:
-            await self._dnc.add(workspace_id, number, "opted_out")
+            opted_out.setdefault(workspace_id, []).append(number)
+        for workspace_id, numbers in opted_out.items():
+            await self._dnc.add(workspace_id, numbers, "opted_out")
         events = fx.events + [m for m in terminal if not isinstance(m, ContactSkipped)]
         if events:
             await self._sink.publish_many(events, carriers=fx.carriers)

@@ -98,7 +98,9 @@ class DoNotCall(Protocol):
         """The subset of `phone_numbers` on the workspace's do-not-call list right now."""
         ...
 
-    async def add(self, workspace_id: str, phone_number: str, source: str) -> None: ...
+    async def add(self, workspace_id: str, phone_numbers: Sequence[str], source: str) -> None:
+        """Lists the numbers (those listed already stay as they are)."""
+        ...
 
 
 class Clock(Protocol):

@@ -56,12 +56,12 @@ class SharedDoNotCall:
         while len(self._held) > self._max:
             self._held.popitem(last=False)
 
-    async def add(self, workspace_id: str, phone_number: str, source: str) -> None:
-        version = await self._dnc.add_versioned(workspace_id, phone_number, source)
+    async def add(self, workspace_id: str, phone_numbers: Sequence[str], source: str) -> None:
+        added, version = await self._dnc.add_many_versioned(workspace_id, phone_numbers, source)
         held = self._held.get(workspace_id)
-        if version is None or held is None:
+        if not added or held is None:
             return
-        if version == held[0] + 1:  # nobody else changed the list in between: ours is the only change
-            self._keep(workspace_id, version, held[1] | {phone_number})
+        if version == held[0] + added:  # nobody else changed the list in between: ours are the only changes
+            self._keep(workspace_id, version, held[1] | set(phone_numbers))
         else:
             del self._held[workspace_id]

@@ -48,9 +48,14 @@ async def test_the_list_is_read_again_only_when_someone_else_changed_it(db: Asyn
     assert await dnc.listed("ws_a", [A, B]) == {A}
     assert counting.reads == 2
 
-    await dnc.add("ws_a", B, "opted_out")  # our own change: applied without a read
+    await dnc.add("ws_a", [B], "opted_out")  # our own change: applied without a read
     assert await dnc.listed("ws_a", [A, B, C]) == {A, B}
     assert counting.reads == 2
+    await dnc.add("ws_a", [C, A, C], "opted_out")  # a round's opt-outs, one already listed: C only is new
+    assert await dnc.listed("ws_a", [A, B, C]) == {A, B, C}
+    assert counting.reads == 2
+    assert await counting.version("ws_a") == 3
+    await counting.remove("ws_a", C)
 
     assert await api.remove("ws_a", A)
     assert await dnc.listed("ws_a", [A, B, C]) == {B}
@@ -62,5 +67,5 @@ async def test_an_addition_racing_ours_is_not_missed(db: AsyncDatabase[Document]
     dnc, api = SharedDoNotCall(DoNotCallList(db)), DoNotCallList(db)
     assert await dnc.listed("ws_a", [A]) == set()
     assert await api.add("ws_a", C, source="api")  # between our read and our own addition
-    await dnc.add("ws_a", B, "opted_out")  # the version moved by two: what is held is dropped
+    await dnc.add("ws_a", [B], "opted_out")  # the version moved by two: what is held is dropped
     assert await dnc.listed("ws_a", [A, B, C]) == {B, C}

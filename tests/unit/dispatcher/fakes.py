@@ -187,8 +187,8 @@ class Dnc:
     async def listed(self, workspace_id: str, phone_numbers: Sequence[str]) -> set[str]:
         return {n for n in phone_numbers if (workspace_id, n) in self.numbers}
 
-    async def add(self, workspace_id: str, phone_number: str, source: str) -> None:
-        self.numbers.add((workspace_id, phone_number))
+    async def add(self, workspace_id: str, phone_numbers: Sequence[str], source: str) -> None:
+        self.numbers.update((workspace_id, n) for n in phone_numbers)
 
 
 class Clock:
