@@ -29,6 +29,7 @@
 #                                         GATEWAY 15, services 60)
 #   POSTGRES_BIN=/usr/lib/postgresql/15/bin  PostgreSQL's programs (default: the newest installed)
 #   FERRETDB_PG_LOOKUP_INDEXES=1          0: no GIN lookup index beside FerretDB's btree ones (ADR 0005)
+#   FERRETDB_GOGC=400 FERRETDB_GOMEMLIMIT=1GiB  Go's collector settings for FerretDB (ADR 0058)
 #   STACK_SUPERVISE=0                     do not start the supervisor
 #
 # Everything fetched or generated lives under .stack/ (git-ignored):
@@ -619,11 +620,16 @@ start_kafka() {
 
 start_ferretdb() {
     echo "$FERRETDB_BACKEND" >"$RUN/ferretdb.backend"
+    # Go's collector ran a quarter of FerretDB's CPU under load (a pprof profile of `make bench-pipeline`:
+    # mark workers 19%, sweeping 10%): every document is converted through short-lived BSON and JSON values.
+    # A collection when the heap has grown 4x instead of 2x, bounded by a soft memory limit (ADR 0058).
+    local gc=(env GOGC="${FERRETDB_GOGC:-400}" GOMEMLIMIT="${FERRETDB_GOMEMLIMIT:-1GiB}")
     if [[ $FERRETDB_BACKEND == postgresql ]]; then
-        launch ferretdb "$FERRET_BIN" -port "$FERRETDB_PORT" -backend postgresql -postgresql-url "$(pg_url)"
+        launch ferretdb "${gc[@]}" "$FERRET_BIN" -port "$FERRETDB_PORT" -backend postgresql \
+            -postgresql-url "$(pg_url)"
     else
         mkdir -p "$DATA/ferretdb"
-        launch ferretdb "$FERRET_BIN" -port "$FERRETDB_PORT" -backend sqlite -data-dir "$DATA/ferretdb"
+        launch ferretdb "${gc[@]}" "$FERRET_BIN" -port "$FERRETDB_PORT" -backend sqlite -data-dir "$DATA/ferretdb"
     fi
 }
 
