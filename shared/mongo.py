@@ -8,7 +8,9 @@ from typing import Any, TypeVar
 
 from prometheus_client import Counter
 from pymongo import AsyncMongoClient, monitoring
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from shared.settings import InfraSettings
 
@@ -21,8 +23,32 @@ CONCURRENT_READS = 8
 """Lookups in flight at once for `few_at_a_time`: each is mostly a round trip to FerretDB, which has the
 pool; far below its 100 connections even with several replicas (ADR 0004)."""
 
+DUPLICATE_KEY = 11000
+
 _K = TypeVar("_K")
 _R = TypeVar("_R")
+
+
+async def insert_new(collection: AsyncCollection[Document], docs: Sequence[Document]) -> set[str]:
+    """Inserts in order, skipping documents whose `_id` exists (a write repeated after a crash, a number
+    listed already); returns the ids this call inserted. Ordered, because FerretDB stops an unordered bulk
+    insert at its first error anyway."""
+    inserted: set[str] = set()
+    rest = list(docs)
+    while rest:
+        try:
+            await collection.insert_many(rest, ordered=True)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or errors[0].get("code") != DUPLICATE_KEY:
+                raise
+            failed = int(errors[0]["index"])
+            inserted.update(str(d["_id"]) for d in rest[:failed])
+            rest = rest[failed + 1 :]
+            continue
+        inserted.update(str(d["_id"]) for d in rest)
+        break
+    return inserted
 
 
 async def few_at_a_time(read: Callable[[_K], Awaitable[_R]], keys: Sequence[_K]) -> list[_R]:

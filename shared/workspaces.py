@@ -19,11 +19,9 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
-from shared.mongo import Document
-
-_DUPLICATE_KEY = 11000
+from shared.mongo import Document, insert_new
 
 WORKSPACES = "workspaces"
 API_KEYS = "api_keys"
@@ -203,20 +201,7 @@ class DoNotCallList:
         """Adds the numbers in one insert and raises the version once by as many as were new (one write for
         a dispatch round's opt-outs instead of two per number); returns (added, version after)."""
         docs = [_dnc_entry(workspace_id, n, source, "") for n in dict.fromkeys(phone_numbers)]
-        added, pending = 0, docs
-        while pending:
-            try:
-                result = await self._db[DNC_ENTRIES].insert_many(pending, ordered=True)
-                added += len(result.inserted_ids)
-                break
-            except BulkWriteError as exc:
-                # Ordered: everything before the first error went in; a listed number is skipped.
-                errors = exc.details.get("writeErrors", [])
-                if not errors or errors[0].get("code") != _DUPLICATE_KEY:
-                    raise
-                first = int(errors[0]["index"])
-                added += first
-                pending = pending[first + 1 :]
+        added = len(await insert_new(self._db[DNC_ENTRIES], docs))
         if not added:
             return 0, await self.version(workspace_id)
         return added, await self._raise_version(workspace_id, added)

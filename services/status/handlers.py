@@ -323,7 +323,7 @@ class Projector:
                 if contact_id not in contributed:
                     contributed[contact_id] = contribution(old)
                 ended = new.terminal_at
-                if ended is not None and ended > terminal_at.get(batch_id, ended - 1):
+                if ended is not None and ended > terminal_at.get(batch_id, -1):
                     terminal_at[batch_id] = ended
                 item = call_feed_item(old, new, at)
                 if item is not None:
@@ -386,7 +386,7 @@ class Projector:
         written = {stored.view.batch_id for stored in changes.batches}
         unshown = [batch_id for batch_id in stored_batches if batch_id in self._unshown]
         changes.shown.extend(stored_batches[b] for b in unshown if b not in written)
-        changes.outbox.extend(await self._address(notices, batches))
+        changes.outbox.extend(await self._address(notices, batches, listened))
 
         await self._store.save(changes)
         self._unshown.difference_update(unshown)
@@ -399,24 +399,24 @@ class Projector:
             outbox_items=len(changes.outbox),
         )
 
-    async def _listened(self, records: Sequence[Record]) -> set[str]:
-        """The workspaces among `records` with a webhook endpoint (a cached lookup each)."""
-        workspaces = {record.message.workspace_id for record in records}
-        return {w for w in workspaces if await self._routes.endpoints(w)}
+    async def _listened(self, records: Sequence[Record]) -> dict[str, Sequence[Endpoint]]:
+        """The endpoints of the workspaces among `records` that have any (a cached lookup each)."""
+        routes = {w: await self._routes.endpoints(w) for w in {r.message.workspace_id for r in records}}
+        return {w: endpoints for w, endpoints in routes.items() if endpoints}
 
-    async def _address(self, notices: list[Notice], batches: dict[str, BatchView]) -> list[OutboxItem]:
-        """Each notice once per endpoint that wants it; old notices (a replay of history) are not sent."""
+    async def _address(
+        self, notices: list[Notice], batches: dict[str, BatchView], routes: dict[str, Sequence[Endpoint]]
+    ) -> list[OutboxItem]:
+        """Each notice once per endpoint that wants it (`routes`: the chunk's workspaces with endpoints);
+        old notices (a replay of history) are not sent."""
         if not notices:
             return []
         oldest = max(self._now_ms() - self._notice_max_age_ms, self._notices_from_ms)
         items: dict[str, OutboxItem] = {}
-        routes: dict[str, Sequence[Endpoint]] = {}
         for notice in notices:
             if notice.created_at < oldest:
                 continue
-            if notice.workspace_id not in routes:
-                routes[notice.workspace_id] = await self._routes.endpoints(notice.workspace_id)
-            targets = list(routes[notice.workspace_id])
+            targets = list(routes.get(notice.workspace_id, ()))
             batch = batches.get(notice.batch_id)
             if batch is not None and batch.accepted is not None and batch.accepted.webhook_url:
                 targets.append(

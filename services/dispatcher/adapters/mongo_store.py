@@ -22,12 +22,11 @@ from typing import Any
 import orjson
 from pymongo import DeleteOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from dispatcher.domain.batch import QueuedContact
 from dispatcher.domain.lease import variables_doc, variables_of
 from dispatcher.ports import Doc
-from shared.mongo import MAX_BULK_UPDATES, few_at_a_time
+from shared.mongo import MAX_BULK_UPDATES, few_at_a_time, insert_new
 
 BATCHES = "dispatch_batches"
 FINISHED_BATCHES = "dispatch_batches_done"
@@ -39,7 +38,6 @@ ATTEMPTS = "dispatch_attempts"
 _SEGMENT = "dispatch_q__"
 _TIMERS = "dispatch_t__"
 _OUTCOMES = "dispatch_o__"
-_DUPLICATE_KEY = 11000
 
 
 def entry_doc(c: QueuedContact, *, with_trace: bool = True) -> Doc:
@@ -187,7 +185,7 @@ class MongoDispatchStore:
     async def add_timers(
         self, batch_id: str, minute: int, entries: Sequence[tuple[QueuedContact, datetime]]
     ) -> None:
-        await _insert_new(self._db[self._timers(batch_id, minute)], [timer_doc(c, due) for c, due in entries])
+        await insert_new(self._db[self._timers(batch_id, minute)], [timer_doc(c, due) for c, due in entries])
 
     async def read_timers(self, batch_id: str, minute: int) -> list[tuple[QueuedContact, datetime]]:
         cursor = self._db[self._timers(batch_id, minute)].find({})
@@ -207,7 +205,7 @@ class MongoDispatchStore:
     # --- attempts and leases -------------------------------------------------------------------------------
 
     async def insert_attempts(self, docs: Sequence[Doc]) -> set[str]:
-        return await _insert_new(self._db[ATTEMPTS], docs)
+        return await insert_new(self._db[ATTEMPTS], docs)
 
     async def insert_lease_book(self, book_id: str, partition: int, leases: Sequence[Doc]) -> None:
         await self._db[LEASE_BOOKS].insert_one(
@@ -243,7 +241,7 @@ class MongoDispatchStore:
     # --- outcomes ------------------------------------------------------------------------------------------
 
     async def insert_outcomes(self, batch_id: str, docs: Sequence[Doc]) -> set[str]:
-        return await _insert_new(self._db[_OUTCOMES + batch_id], docs)
+        return await insert_new(self._db[_OUTCOMES + batch_id], docs)
 
     async def outcomes(self, batch_id: str, contact_ids: Sequence[str]) -> list[Doc]:
         # By `_id`, a few at a time: an `$in` list is a scan of the batch's outcomes on FerretDB (ADR 0025),
@@ -264,23 +262,3 @@ async def _delete_by_id(collection: Any, ids: Sequence[str]) -> None:
     for start in range(0, len(ids), MAX_BULK_UPDATES):
         chunk = ids[start : start + MAX_BULK_UPDATES]
         await collection.bulk_write([DeleteOne({"_id": i}) for i in chunk], ordered=False)
-
-
-async def _insert_new(collection: Any, docs: Sequence[Doc]) -> set[str]:
-    """Insert in order, skipping documents whose `_id` exists; returns the ids inserted by this call."""
-    inserted: set[str] = set()
-    rest = list(docs)
-    while rest:
-        try:
-            await collection.insert_many(rest, ordered=True)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if not errors or errors[0].get("code") != _DUPLICATE_KEY:
-                raise
-            failed = int(errors[0]["index"])
-            inserted.update(str(d["_id"]) for d in rest[:failed])
-            rest = rest[failed + 1 :]
-            continue
-        inserted.update(str(d["_id"]) for d in rest)
-        break
-    return inserted

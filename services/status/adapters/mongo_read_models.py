@@ -21,9 +21,8 @@ import orjson
 from pymongo import ASCENDING, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
-from shared.mongo import MAX_BULK_UPDATES, Document, few_at_a_time
+from shared.mongo import MAX_BULK_UPDATES, Document, few_at_a_time, insert_new
 from shared.outcomes import PublicCallStatus
 from status.adapters.documents import (
     ACCEPTED_PAGE_MIN,
@@ -71,7 +70,6 @@ META = "status_meta"
 READ_MODELS = (BATCHES, LEDGER, CALLS, ACCEPTED, VACATED, PAGES, FEED)
 """The collections a rebuild drops and replays (the webhook outbox and settings are not read models)."""
 
-_DUPLICATE_KEY = 11000
 _WRITE_CHUNK = 500
 _BUCKET_READ_MIN = 4
 """Contacts wanted from one row bucket before the bucket is read whole (its hundred calls' versions) rather
@@ -146,20 +144,11 @@ def _outbox_to_doc(item: OutboxItem) -> Document:
     }
 
 
-async def insert_new(collection: AsyncCollection[Document], docs: Sequence[Document]) -> None:
-    """Inserts documents expected to be new; one that exists already (a chunk written again after a crash)
-    is kept as it is. Ordered, because FerretDB stops an unordered bulk insert at its first error anyway."""
+async def _insert_new(collection: AsyncCollection[Document], docs: Sequence[Document]) -> None:
+    """Inserts documents expected to be new, a few hundred per command; one that exists already (a chunk
+    written again after a crash) is kept as it is."""
     for start in range(0, len(docs), _WRITE_CHUNK):
-        pending = list(docs[start : start + _WRITE_CHUNK])
-        while pending:
-            try:
-                await collection.insert_many(pending, ordered=True)
-                break
-            except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if not errors or errors[0].get("code") != _DUPLICATE_KEY:
-                    raise
-                pending = pending[int(errors[0]["index"]) + 1 :]
+        await insert_new(collection, docs[start : start + _WRITE_CHUNK])
 
 
 async def _replace(collection: AsyncCollection[Document], batches: Sequence[StoredBatch]) -> None:
@@ -321,15 +310,15 @@ class MongoReadModels:
 
     async def save(self, changes: Changes) -> None:
         if changes.feed:
-            await insert_new(self._feed, _feed_fragments(changes.feed))
+            await _insert_new(self._feed, _feed_fragments(changes.feed))
         if changes.outbox:
-            await insert_new(self._outbox, [_outbox_to_doc(i) for i in changes.outbox])
+            await _insert_new(self._outbox, [_outbox_to_doc(i) for i in changes.outbox])
         if changes.batches:
             await _replace(self._ledger, changes.batches)
         if changes.calls:
             vacated = _vacated_fragments(changes)
             if vacated:
-                await insert_new(self._vacated, vacated)
+                await _insert_new(self._vacated, vacated)
             docs: list[Document] = []
             for start in range(0, len(changes.calls), YIELD_EVERY):
                 docs.extend(
@@ -338,11 +327,11 @@ class MongoReadModels:
                 await asyncio.sleep(0)  # a replay's chunk has tens of thousands: the API answers in between
             accepted, own = _accepted_pages(changes, docs)
             if accepted:
-                await insert_new(self._accepted, accepted)
-            await insert_new(self._calls, own)
+                await _insert_new(self._accepted, accepted)
+            await _insert_new(self._calls, own)
             pages = await self._sealed_pages(changes, docs)
             if pages:
-                await insert_new(self._pages, pages)
+                await _insert_new(self._pages, pages)
         if changes.shown:
             await _replace(self._batches, changes.shown)
             for listener in self._shown_listeners:
@@ -380,7 +369,7 @@ class MongoReadModels:
         return batch_from_doc(doc) if doc else None
 
     async def latest_call(self, contact_id: str) -> StoredCall | None:
-        docs = [d async for d in self._calls.find({"contact_id": contact_id})]
+        docs = await _found(self._calls, {"contact_id": contact_id})
         if not docs:
             # Only its first version, if any: in an accepted page of its row bucket.
             batch_id, _, _ = contact_id.rpartition("_r")
